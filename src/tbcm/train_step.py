@@ -1,0 +1,219 @@
+"""One optimisation step of TBCM (Alg. 1) and of the forward-sampling sCM baseline.
+
+Both build a batch of pairs (x_t, t, dx/dt) and hand it to the same `optimize_pairs`, which computes
+`loss.scm_loss`, back-propagates, clips, and steps - unless the loss or the gradient norm is NaN/Inf
+or every pair was filtered out, in which case nothing is trained on and the reason is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from .baseline import forward_pairs
+from .denoiser import Condition, Denoiser, condition_batch_size, repeat_condition, with_guidance
+from .filters import brightness_keep
+from .loss import scm_loss
+from .rollout import draw_guidance, guided_velocity, rollout
+from .routes import sample_routes
+from .schedules import RSchedule
+from .trigflow import SIGMA_DATA
+
+
+@dataclass
+class MethodConfig:
+    """Everything a step needs besides the models; defaults are the official TBCM settings."""
+
+    sigma_d: float = SIGMA_DATA
+    route_scheme: str = "reference"  # reference | logit_normal | random
+    route_steps: int = 16  # N: N - 1 pairs per prompt
+    route_shift: float = 2.5
+    p_mean: float = 0.2
+    p_std: float = 1.6
+    guidance_scales: Sequence[float] = (4.0, 4.5, 5.0)
+    brightness_threshold: float = 1.0  # <= 0 disables the filter
+    tangent_c: float = 0.1
+    tangent_method: str = "jvp"  # jvp | finite_difference
+    grad_clip: float = 0.1
+    r: RSchedule = field(default_factory=RSchedule)
+
+
+@dataclass
+class StepResult:
+    step: int
+    r: float
+    loss: float | None = None
+    grad_norm: float | None = None
+    skipped: str | None = None  # None | "nonfinite_loss" | "nonfinite_grad" | "all_filtered"
+    n_pairs: int = 0
+    n_prompts: int = 0
+    n_dropped: int = 0
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class SkipCounter:
+    """Counts of skipped steps by reason; a skipped step is never silently trained on."""
+
+    counts: dict = field(default_factory=dict)
+
+    def update(self, res: StepResult) -> None:
+        if res.skipped:
+            self.counts[res.skipped] = self.counts.get(res.skipped, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _default_backward(loss: torch.Tensor) -> None:
+    loss.backward()
+
+
+def optimize_pairs(
+    student: Denoiser,
+    weight_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    dxdt: torch.Tensor,
+    cond: Condition,
+    step: int,
+    cfg: MethodConfig,
+    pair_weight: torch.Tensor | None = None,
+    backward: Callable[[torch.Tensor], None] = _default_backward,
+    clip_grad_norm: Callable = torch.nn.utils.clip_grad_norm_,
+) -> StepResult:
+    """Loss, backward, clip, step, with the NaN/Inf and empty-batch guards. `backward` and
+    `clip_grad_norm` are injectable so an accelerate.Accelerator can take them over."""
+    params = list(params)
+    r = cfg.r(step)
+    res = StepResult(step=step, r=r, n_pairs=int(x_t.shape[0]))
+    optimizer.zero_grad(set_to_none=True)
+    if pair_weight is not None and float(pair_weight.sum()) == 0:
+        res.skipped = "all_filtered"
+        return res
+    out = scm_loss(
+        student, weight_fn, x_t, t, dxdt, cond, r,
+        sigma_d=cfg.sigma_d, tangent_c=cfg.tangent_c, pair_weight=pair_weight, tangent_method=cfg.tangent_method,
+    )
+    res.stats = {
+        "mse": float(out.mse.mean()),
+        "logvar": float(out.logvar.mean()),
+        "tangent_norm": float(out.tangent_norm.mean()),
+    }
+    if not torch.isfinite(out.loss):
+        res.skipped = "nonfinite_loss"
+        return res
+    backward(out.loss)
+    grad_norm = clip_grad_norm(params, cfg.grad_clip)
+    res.loss, res.grad_norm = float(out.loss.detach()), float(grad_norm)
+    if not torch.isfinite(torch.as_tensor(grad_norm)):
+        optimizer.zero_grad(set_to_none=True)
+        res.skipped = "nonfinite_grad"
+        return res
+    optimizer.step()
+    return res
+
+
+def tbcm_pairs(
+    teacher: Denoiser,
+    cond: Condition,
+    uncond: Condition | None,
+    latent_shape: Sequence[int],
+    cfg: MethodConfig,
+    generator: torch.Generator,
+    black_latent: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    batch: int | None = None,
+):
+    """Roll the teacher out for each prompt of `cond` and return the student's pair batch.
+
+    Returns (x_t, t, dx/dt, student condition with guidance, pair weight, trajectory, keep mask).
+    All randomness (routes, guidance, noise, filter) comes from `generator`, drawn on the CPU, so a
+    run is reproducible across devices and resumable from the generator's state.
+    """
+    b = condition_batch_size(cond) or batch
+    if batch is not None and b != batch:
+        raise ValueError(f"batch={batch} but the condition has {b} rows")
+    if not b:
+        raise ValueError("empty prompt batch: the condition has no rows (pass batch= for an unconditional model)")
+    routes = sample_routes(
+        cfg.route_scheme, b, cfg.route_steps, generator,
+        shift=cfg.route_shift, p_mean=cfg.p_mean, p_std=cfg.p_std, sigma_d=cfg.sigma_d,
+    )
+    guidance = draw_guidance(b, cfg.guidance_scales, generator)
+    noise = torch.randn((b, *latent_shape), generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    traj = rollout(teacher, cond, uncond, routes, noise * cfg.sigma_d, guidance, cfg.sigma_d)
+    if black_latent is not None:
+        keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, generator)
+    else:
+        keep = torch.ones(b, dtype=torch.bool)
+    k = traj.pairs_per_prompt
+    x_t, t, dxdt = traj.flat()
+    student_cond = with_guidance(repeat_condition(cond, k), traj.guidance.repeat_interleave(k))
+    pair_weight = keep.to(device=x_t.device, dtype=x_t.dtype).repeat_interleave(k)
+    return x_t, t, dxdt, student_cond, pair_weight, traj, keep
+
+
+def tbcm_step(
+    student: Denoiser,
+    weight_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    teacher: Denoiser,
+    cond: Condition,
+    uncond: Condition | None,
+    latent_shape: Sequence[int],
+    step: int,
+    cfg: MethodConfig,
+    generator: torch.Generator,
+    black_latent: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    batch: int | None = None,
+    **optimize_kw,
+) -> StepResult:
+    """One TBCM step (Alg. 1): rollout -> brightness filter -> sCM loss on the trajectory pairs."""
+    x_t, t, dxdt, scond, weight, _, keep = tbcm_pairs(
+        teacher, cond, uncond, latent_shape, cfg, generator, black_latent, device, dtype, batch
+    )
+    res = optimize_pairs(
+        student, weight_fn, optimizer, params, x_t, t, dxdt, scond, step, cfg,
+        pair_weight=None if bool(keep.all()) else weight, **optimize_kw,
+    )
+    res.n_prompts, res.n_dropped = int(keep.numel()), int((~keep).sum())
+    return res
+
+
+def scm_step(
+    student: Denoiser,
+    weight_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    teacher: Denoiser,
+    x0: torch.Tensor,
+    cond: Condition,
+    uncond: Condition | None,
+    step: int,
+    cfg: MethodConfig,
+    generator: torch.Generator,
+    **optimize_kw,
+) -> StepResult:
+    """One forward-sampling sCM step: clean latents x0 (TrigFlow scale) noised at log-normal t."""
+    b = x0.shape[0]
+    if condition_batch_size(cond) not in (None, b):
+        raise ValueError(f"x0 has {b} rows but the condition has {condition_batch_size(cond)}")
+    x_t, t = forward_pairs(x0, generator, cfg.p_mean, cfg.p_std, cfg.sigma_d)
+    guidance = draw_guidance(b, cfg.guidance_scales, generator).to(x0)
+    with torch.no_grad():
+        dxdt = guided_velocity(teacher, x_t, t, cond, uncond, guidance, cfg.sigma_d)
+    res = optimize_pairs(
+        student, weight_fn, optimizer, params, x_t, t, dxdt, with_guidance(cond, guidance), step, cfg, **optimize_kw
+    )
+    res.n_prompts = b
+    return res

@@ -1,0 +1,101 @@
+"""Teacher rollout (Alg. 1): pairs satisfy the ODE, CFG, amortised conditioning, final x0."""
+
+import pytest
+import torch
+
+from tbcm import trigflow
+from tbcm.analytic import GaussianMixtureVelocity
+from tbcm.denoiser import FlowMatchingAdapter, repeat_condition
+from tbcm.rollout import draw_guidance, guided_velocity, pair_condition, rollout
+from tbcm.routes import sample_routes
+from tbcm.train_step import MethodConfig, tbcm_pairs
+
+from toys import TinyDenoiser
+
+SD = 0.5
+
+
+class CountingTeacher(torch.nn.Module):
+    """Records every condition it is called with; F = a label-dependent linear field."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x, t, cond):
+        self.calls.append({k: v.clone() for k, v in cond.items()})
+        return -x * (1 + cond["label"].to(x.dtype).reshape(-1, *([1] * (x.ndim - 1))))
+
+
+def test_pairs_satisfy_the_ode_and_chain_by_exact_steps():
+    mu, s = torch.tensor([[0.8, -0.3]], dtype=torch.float64), torch.tensor(0.4, dtype=torch.float64)
+    teacher = FlowMatchingAdapter(GaussianMixtureVelocity(mu, s))
+    routes = sample_routes("reference", 5, 16, torch.Generator().manual_seed(0))
+    noise = SD * torch.randn(5, 2, dtype=torch.float64)
+    traj = rollout(teacher, {}, None, routes, noise, torch.ones(5, dtype=torch.float64))
+    assert traj.x_t.shape == (5, 15, 2) and traj.t.shape == (5, 15) and traj.dxdt.shape == (5, 15, 2)
+    assert torch.equal(traj.t, routes[:, 1:])  # every point after the pure-noise one
+    for i in range(15):
+        # dx/dt is the teacher's velocity at the stored point...
+        v = SD * teacher(traj.x_t[:, i] / SD, traj.t[:, i], {})
+        assert torch.allclose(traj.dxdt[:, i], v, atol=1e-12)
+        # ...and consecutive points are linked by the exact step of Eq. 9
+        nxt = traj.x_t[:, i + 1] if i < 14 else traj.x0
+        t_next = traj.t[:, i + 1] if i < 14 else torch.zeros(5, dtype=torch.float64)
+        assert torch.allclose(trigflow.ode_step(traj.x_t[:, i], traj.t[:, i], t_next, traj.dxdt[:, i]), nxt, atol=1e-12)
+
+
+def test_cfg_is_the_classic_two_pass_combination():
+    teacher = CountingTeacher()
+    x = torch.randn(3, 2, dtype=torch.float64)
+    t = torch.full((3,), 1.0, dtype=torch.float64)
+    cond, uncond = {"label": torch.tensor([1, 2, 3])}, {"label": torch.tensor([0])}
+    w = torch.tensor([4.0, 4.5, 5.0], dtype=torch.float64)
+    v = guided_velocity(teacher, x, t, cond, uncond, w, SD)
+    F_c = -(x / SD) * (1 + cond["label"][:, None])
+    F_u = -(x / SD)
+    assert torch.allclose(v, SD * (F_u + w[:, None] * (F_c - F_u)))
+    assert len(teacher.calls) == 1 and teacher.calls[0]["label"].tolist() == [0, 0, 0, 1, 2, 3]  # one batched pass
+
+
+def test_conditioning_is_repeated_not_recomputed_and_guidance_is_per_prompt():
+    teacher = CountingTeacher()
+    cond, uncond = {"label": torch.tensor([1, 2])}, {"label": torch.tensor([0])}
+    cfg = MethodConfig(route_steps=6, brightness_threshold=0)
+    g = torch.Generator().manual_seed(3)
+    x_t, t, dxdt, scond, weight, traj, keep = tbcm_pairs(teacher, cond, uncond, (2,), cfg, g, dtype=torch.float64)
+    assert x_t.shape == (10, 2) and t.shape == (10,)
+    assert scond["label"].tolist() == [1] * 5 + [2] * 5  # prompt-major, 5 pairs each
+    assert torch.all(scond["guidance"][:5] == traj.guidance[0]) and torch.all(scond["guidance"][5:] == traj.guidance[1])
+    assert set(traj.guidance.tolist()) <= {4.0, 4.5, 5.0}
+    assert len(teacher.calls) == 6  # one (batched CFG) teacher call per route point, no re-encoding
+    assert weight.tolist() == [1.0] * 10 and keep.all()
+
+
+def test_guidance_one_skips_the_unconditional_pass():
+    teacher = CountingTeacher()
+    x = torch.randn(2, 2, dtype=torch.float64)
+    guided_velocity(teacher, x, torch.ones(2, dtype=torch.float64), {"label": torch.tensor([1, 1])},
+                    {"label": torch.tensor([0])}, torch.ones(2, dtype=torch.float64), SD)
+    assert teacher.calls[0]["label"].tolist() == [1, 1]
+
+
+def test_draw_guidance_covers_the_set_and_is_reproducible():
+    a = draw_guidance(3000, (4, 4.5, 5), torch.Generator().manual_seed(0))
+    assert set(a.tolist()) == {4.0, 4.5, 5.0}
+    assert torch.equal(a, draw_guidance(3000, (4, 4.5, 5), torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="empty"):
+        draw_guidance(2, ())
+
+
+def test_rollout_rejects_mismatched_shapes():
+    teacher = TinyDenoiser((2,))
+    routes = sample_routes("random", 3, 4)
+    with pytest.raises(ValueError, match="share the batch size"):
+        rollout(teacher, {}, None, routes, torch.zeros(2, 2, dtype=torch.float64), torch.ones(3))
+
+
+def test_pair_condition_matches_flat_order():
+    cond = {"e": torch.arange(6.0).reshape(2, 3)}
+    out = repeat_condition(cond, 3)
+    assert out["e"][:3].eq(cond["e"][0]).all() and out["e"][3:].eq(cond["e"][1]).all()
