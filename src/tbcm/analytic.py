@@ -48,6 +48,15 @@ class GaussianMixtureVelocity(nn.Module):
         v = (post[..., None] * (e_eps - e_a)).sum(1)
         return v.reshape(x.shape)
 
+    def log_prob(self, a: torch.Tensor) -> torch.Tensor:
+        """log density of FM-space points a [n, d] under the mixture."""
+        a = a.double()
+        d = a.shape[1]
+        var = self.stds**2  # [K]
+        sq = ((a[:, None, :] - self.means[None]) ** 2).sum(-1)  # [n, K]
+        logp = self.log_weights[None] - 0.5 * d * torch.log(2 * math.pi * var)[None] - 0.5 * sq / var[None]
+        return torch.logsumexp(logp, dim=1)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n FM-space data samples, float64 [n, d]."""
         k = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)

@@ -1,0 +1,1 @@
+"""Adapters: everything backbone-specific lives here."""

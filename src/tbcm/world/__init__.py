@@ -1,0 +1,1 @@
+"""The embedded default: a small self-made text-to-image world."""

@@ -1,0 +1,140 @@
+"""The embedded world's judge: a small CLIP built with open_clip's own classes and trained with its
+`ClipLoss` on the world's image-caption pairs.
+
+It plays, in this world, the roles that OpenAI ViT-L/14 and Inception-v3 play on MJHQ-30k: the CLIP
+score (100 cos(image, text)), the feature space for FID (through clean-fid's custom feature
+extractor), and zero-shot attribute accuracy read off the caption grammar.
+
+Text goes in as ids of the world's word-level tokenizer (no BPE vocabulary to download); the text
+tower pools at the <eos> token, since open_clip's default "argmax" pooling assumes eos has the
+largest id, which a word-level vocabulary does not give.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+# CLIP's usual per-channel normalisation is for natural images; these are the world's own.
+MEAN, STD = 0.5, 0.5
+
+
+@dataclass
+class JudgeConfig:
+    image_size: int = 32
+    patch_size: int = 4
+    width: int = 128
+    layers: int = 3
+    heads_width: int = 32
+    embed_dim: int = 64
+    context_length: int = 24
+    lr: float = 2e-3
+    batch_size: int = 256
+    max_seconds: float = 60.0
+    max_steps: int = 100_000
+    seed: int = 0
+
+
+def build_judge(cfg: JudgeConfig, vocab_size: int, pad_id: int, eos_id: int) -> CLIP:
+    torch.manual_seed(cfg.seed)
+    vision = CLIPVisionCfg(layers=cfg.layers, width=cfg.width, head_width=cfg.heads_width, patch_size=cfg.patch_size,
+                           image_size=cfg.image_size, mlp_ratio=2.0)
+    text = CLIPTextCfg(context_length=cfg.context_length, vocab_size=vocab_size, width=cfg.width,
+                       heads=max(1, cfg.width // cfg.heads_width), layers=cfg.layers, mlp_ratio=2.0,
+                       pad_id=pad_id, eos_id=eos_id, pool_type="eos")
+    return CLIP(cfg.embed_dim, vision, text)
+
+
+def preprocess(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 [N, H, W, 3] or float [N, 3, H, W] in [0, 255] -> normalised float [N, 3, s, s]."""
+    if images.dtype == torch.uint8:
+        images = images.permute(0, 3, 1, 2).float()
+    x = images / 255.0
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - MEAN) / STD
+
+
+def train_judge(
+    model: CLIP,
+    images_uint8: torch.Tensor,
+    token_ids: torch.Tensor,
+    cfg: JudgeConfig,
+    progress: bool = True,
+) -> dict:
+    """Contrastive training on (image, caption-ids) pairs for cfg.max_seconds or cfg.max_steps."""
+    if len(images_uint8) != len(token_ids) or len(images_uint8) == 0:
+        raise ValueError(f"judge needs as many captions as images (> 0), got {len(images_uint8)} and {len(token_ids)}")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.05)
+    loss_fn = ClipLoss()
+    g = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    t0, step, last = time.time(), 0, float("nan")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(cfg.max_seconds), desc="judge", unit="s")
+    while step < cfg.max_steps and time.time() - t0 < cfg.max_seconds:
+        frac = min(1.0, (time.time() - t0) / cfg.max_seconds)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = torch.randint(len(images_uint8), (cfg.batch_size,), generator=g)
+        img_f, txt_f, scale = model(preprocess(images_uint8[idx], cfg.image_size), token_ids[idx])
+        loss = loss_fn(img_f, txt_f, scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        last, step = float(loss), step + 1
+        if bar is not None:
+            bar.n = min(int(time.time() - t0), bar.total)
+            bar.set_postfix(step=step, loss=f"{last:.3f}")
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return {"steps": step, "seconds": time.time() - t0, "final_loss": last}
+
+
+@torch.no_grad()
+def image_features(model: CLIP, images: torch.Tensor, image_size: int, batch_size: int = 512) -> torch.Tensor:
+    """L2-normalised image embeddings [N, D]."""
+    out = [model.encode_image(preprocess(images[i : i + batch_size], image_size), normalize=True)
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def text_features(model: CLIP, token_ids: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    out = [model.encode_text(token_ids[i : i + batch_size], normalize=True) for i in range(0, len(token_ids), batch_size)]
+    return torch.cat(out)
+
+
+def clip_scores(model: CLIP, images: torch.Tensor, token_ids: torch.Tensor, image_size: int) -> torch.Tensor:
+    """100 * cos(image, text) per pair, [N] (negative cosines are kept, not clipped at 0)."""
+    return 100 * (image_features(model, images, image_size) * text_features(model, token_ids)).sum(-1)
+
+
+@torch.no_grad()
+def zero_shot_choice(
+    model: CLIP,
+    images: torch.Tensor,
+    candidates: Sequence[Sequence[str]],
+    tokenize: Callable[[list[str]], torch.Tensor],
+    image_size: int,
+) -> torch.Tensor:
+    """For image i, the index of the best-matching text among candidates[i] (all of equal length)."""
+    k = len(candidates[0])
+    flat = [c for cands in candidates for c in cands]
+    txt = text_features(model, tokenize(flat)).reshape(len(candidates), k, -1)
+    img = image_features(model, images, image_size)
+    return torch.einsum("nd,nkd->nk", img, txt).argmax(1)
