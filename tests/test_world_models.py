@@ -49,3 +49,24 @@ def test_judge_trains_and_scores_matching_text_higher():
     tok = lambda texts: torch.stack([torch.tensor([vocab[t], 1] + [0] * 6) for t in texts])
     pick = zero_shot_choice(model, imgs, [["dark", "light"]] * len(imgs), tok, 32)
     assert (pick == labels).float().mean() > 0.9
+
+
+def test_teacher_flow_matching_loss_decreases():
+    from diffusers import SanaTransformer2DModel
+
+    from tbcm.models.sana import tiny_sana_config
+    from tbcm.world.teacher import TeacherConfig, train_teacher
+
+    torch.manual_seed(0)
+    tr = SanaTransformer2DModel(**tiny_sana_config(hidden=32, layers=1, heads=2, caption_channels=16))
+    g = torch.Generator().manual_seed(0)
+    # two "captions", each with its own latent pattern: learnable in a few dozen steps
+    pattern = torch.randn(2, 8, 8, 8, generator=g)
+    cap = torch.randint(2, (256,), generator=g)
+    latents = pattern[cap]
+    embeds, mask = torch.randn(2, 4, 16, generator=g), torch.ones(2, 4, dtype=torch.long)
+    cfg = TeacherConfig(max_steps=1, batch_size=32, max_seconds=60)
+    first = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
+    cfg.max_steps, cfg.warmup_steps = 120, 10
+    log = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
+    assert log["steps"] == 120 and log["loss_ema"] < 0.8 * first["loss_ema"]

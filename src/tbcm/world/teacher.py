@@ -1,0 +1,88 @@
+"""The embedded world's teacher: a small `diffusers.SanaTransformer2DModel` trained by flow matching
+on the world's VAE latents, with caption dropout so classifier-free guidance works.
+
+Flow matching as Sana trains it: x = (1 - tau) a + tau eps with a the VAE-scaled latent, eps ~ N(0, I),
+tau ~ logit-normal (sigmoid of N(0, 1), SD3's choice), target v = eps - a; captions are replaced by
+the empty prompt with probability `caption_dropout`. Prompt embeddings are precomputed once per
+unique caption (the grammar has far fewer captions than images).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from diffusers import SanaTransformer2DModel
+
+from ..models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaVelocity
+
+
+@dataclass
+class TeacherConfig:
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    batch_size: int = 64
+    caption_dropout: float = 0.1
+    max_seconds: float = 180.0
+    max_steps: int = 1_000_000
+    seed: int = 0
+
+
+def train_teacher(
+    transformer: SanaTransformer2DModel,
+    latents: torch.Tensor,
+    caption_index: torch.Tensor,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    null_embeds: torch.Tensor,
+    null_mask: torch.Tensor,
+    cfg: TeacherConfig,
+    progress: bool = True,
+) -> dict:
+    """Train in place on `latents` [N, C, h, w] (VAE-scaled) whose captions are rows
+    `caption_index` [N] of the unique-caption embeddings `embeds` [U, L, D] / `mask` [U, L]."""
+    if len(latents) == 0 or len(latents) != len(caption_index):
+        raise ValueError(f"teacher needs one caption index per latent (> 0), got {len(latents)} and {len(caption_index)}")
+    if not torch.isfinite(latents).all():
+        raise ValueError("teacher training latents contain NaN or Inf")
+    velocity = SanaVelocity(transformer)
+    opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(cfg.seed)
+    transformer.train()
+    t0, step, ema_loss = time.time(), 0, None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(cfg.max_seconds), desc="teacher", unit="s")
+    while step < cfg.max_steps and time.time() - t0 < cfg.max_seconds:
+        frac = min(1.0, (time.time() - t0) / cfg.max_seconds)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = torch.randint(len(latents), (cfg.batch_size,), generator=g)
+        a = latents[idx]
+        eps = torch.randn(a.shape, generator=g)
+        tau = torch.sigmoid(torch.randn(cfg.batch_size, generator=g))
+        x = (1 - tau[:, None, None, None]) * a + tau[:, None, None, None] * eps
+        cap = caption_index[idx]
+        drop = torch.rand(cfg.batch_size, generator=g) < cfg.caption_dropout
+        e = torch.where(drop[:, None, None], null_embeds.expand(cfg.batch_size, -1, -1), embeds[cap])
+        m = torch.where(drop[:, None], null_mask.expand(cfg.batch_size, -1), mask[cap])
+        pred = velocity(x, tau, {PROMPT_EMBEDS: e, PROMPT_MASK: m})
+        loss = (pred - (eps - a)).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
+        if bar is not None:
+            bar.n = min(int(time.time() - t0), bar.total)
+            bar.set_postfix(step=step, loss=f"{ema_loss:.4f}")
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    transformer.eval()
+    return {"steps": step, "seconds": time.time() - t0, "loss_ema": ema_loss}
