@@ -104,7 +104,7 @@ def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progre
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         if bar is not None:
             bar.n = min(int(time.time() - t0), bar.total)

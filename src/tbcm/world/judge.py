@@ -94,7 +94,7 @@ def train_judge(
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        last, step = float(loss), step + 1
+        last, step = loss.item(), step + 1
         if bar is not None:
             bar.n = min(int(time.time() - t0), bar.total)
             bar.set_postfix(step=step, loss=f"{last:.3f}")

@@ -77,7 +77,7 @@ def train_teacher(
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
         opt.step()
         step += 1
-        ema_loss = float(loss) if ema_loss is None else 0.98 * ema_loss + 0.02 * float(loss)
+        ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
         if bar is not None:
             bar.n = min(int(time.time() - t0), bar.total)
             bar.set_postfix(step=step, loss=f"{ema_loss:.4f}")

@@ -1,0 +1,142 @@
+"""The distillation stage on a diffusers Sana teacher: prompts -> TBCM (or sCM) -> SanaSprintPipeline folder.
+
+Image-free as in the paper: it reads the teacher's transformer, text encoder and tokenizer, the
+prompts and the black latent. The VAE is never run here (its folder is only copied into the
+exported pipeline). Each step encodes its prompts once and reuses the encoding for all N - 1 pairs
+of each prompt's trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .denoiser import Condition
+from .models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, sana_denoiser, student_from_teacher
+from .schedules import RSchedule
+from .train_step import MethodConfig, SkipCounter, tbcm_step
+from .weighting import AdaptiveWeight
+
+
+@dataclass
+class DistillConfig:
+    steps: int = 300
+    prompts_per_step: int = 4
+    lr: float = 1e-4
+    weight_lr: float = 1e-2  # w_phi only tracks log L(t): it may move faster than the student
+    text_max_length: int = 24
+    seed: int = 0
+    log_every: int = 10
+    method: MethodConfig = field(default_factory=MethodConfig)
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"prompt file not found: {p}")
+    prompts = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"prompt file {p} holds no prompts")
+    return prompts
+
+
+def load_teacher_parts(folder: str | Path):
+    """(transformer, text_encoder, tokenizer) of a SanaPipeline folder, without touching its VAE."""
+    from diffusers import SanaTransformer2DModel
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    for sub in ("transformer", "text_encoder", "tokenizer"):
+        if not (folder / sub).is_dir():
+            raise ValueError(f"teacher folder {folder} has no '{sub}' (expected a diffusers SanaPipeline folder)")
+    transformer = SanaTransformer2DModel.from_pretrained(folder / "transformer").eval().requires_grad_(False)
+    encoder = AutoModel.from_pretrained(folder / "text_encoder").eval().requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    return transformer, encoder, tokenizer
+
+
+def encoder_fn(tokenizer, encoder, max_length: int):
+    from .world.text import encode_prompts
+
+    def encode(prompts: list[str]) -> Condition:
+        e, m = encode_prompts(tokenizer, encoder, prompts, max_length)
+        return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
+
+    return encode
+
+
+def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch.Tensor | None, out: str | Path,
+                cfg: DistillConfig, progress: bool = True) -> dict:
+    """Distil and export; returns the training log (also written to out/train_log.json)."""
+    if cfg.steps < 1 or cfg.prompts_per_step < 1:
+        raise ValueError(f"distill.steps and distill.prompts_per_step must be >= 1, got {cfg.steps}, {cfg.prompts_per_step}")
+    if not prompts:
+        raise ValueError("distillation needs at least one prompt")
+    if black_latent is not None and not torch.isfinite(black_latent).all():
+        raise ValueError("black latent contains NaN or Inf")
+    teacher_tr, encoder, tokenizer = load_teacher_parts(teacher_dir)
+    encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)
+    student_tr = student_from_teacher(teacher_tr, seed=cfg.seed).train()
+    teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
+    weight = AdaptiveWeight(seed=cfg.seed)
+    opt = torch.optim.AdamW([
+        {"params": list(student_tr.parameters()), "lr": cfg.lr},
+        {"params": list(weight.parameters()), "lr": cfg.weight_lr},
+    ], weight_decay=0.0)
+    params = list(student_tr.parameters()) + list(weight.parameters())
+    c = teacher_tr.config
+    latent_shape = (c.in_channels, c.sample_size, c.sample_size)
+    uncond = encode([""])
+    rng = random.Random(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    skips, log, t0 = SkipCounter(), [], time.time()
+    it = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"distill ({cfg.method.route_scheme} route)")
+    for step in it:
+        batch = [prompts[rng.randrange(len(prompts))] for _ in range(cfg.prompts_per_step)]
+        res = tbcm_step(student, weight, opt, params, teacher, encode(batch), uncond, latent_shape, step, cfg.method, g,
+                        black_latent=black_latent)
+        skips.update(res)
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            log.append({"step": step, "loss": res.loss, "grad_norm": res.grad_norm, "r": res.r, "skipped": res.skipped,
+                        "dropped_prompts": res.n_dropped, **res.stats, "seconds": time.time() - t0})
+            if progress:
+                it.set_postfix(loss=res.loss, r=round(res.r, 3))
+    info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
+            cfg.prompts_per_step * (cfg.method.route_steps - 1), "config": asdict(cfg), "curve": log}
+    export_student(teacher_dir, student_tr.eval(), out, info)
+    return info
+
+
+def export_student(teacher_dir: str | Path, student_tr, out: str | Path, info: dict) -> Path:
+    """Save a SanaSprintPipeline folder (student + the teacher's text encoder, tokenizer and VAE)."""
+    from diffusers import AutoencoderDC, SanaSprintPipeline, SCMScheduler
+
+    from .world.build import atomic_dir, write_json
+
+    teacher_dir, out = Path(teacher_dir), Path(out)
+    _, encoder, tokenizer = load_teacher_parts(teacher_dir)
+    vae = AutoencoderDC.from_pretrained(teacher_dir / "vae")
+    pipe = SanaSprintPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=vae, transformer=student_tr,
+                              scheduler=SCMScheduler())
+    with atomic_dir(out) as tmp:
+        pipe.save_pretrained(tmp)
+        write_json(tmp / "train_log.json", info)
+    return out
+
+
+@torch.no_grad()
+def black_latent(vae, resolution: int) -> torch.Tensor:
+    """The VAE latent of an all-black image, times the scaling factor: [C, h, w] (§4.3, App. D).
+    Black is -1 in the VAE's [-1, 1] input range."""
+    x = -torch.ones(1, 3, resolution, resolution)
+    return (vae.encode(x).latent * vae.config.scaling_factor)[0]

@@ -1,0 +1,193 @@
+"""Building the embedded world, stage by stage: data -> VAE -> judge -> teacher pipeline folder.
+
+Each stage reads the previous stages' folders, writes its own folder atomically (a temp folder next
+to it, renamed into place at the end) with a `metrics.json` and, where a person would look, a PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..eval.mjhq import load_images, load_meta
+from . import shapes
+from .autoencoder import AutoencoderConfig, psnr, to_model_space, train_autoencoder
+from .judge import JudgeConfig, build_judge, train_judge, zero_shot_choice
+from .teacher import TeacherConfig, train_teacher
+from .text import build_text_encoder, build_tokenizer, encode_prompts
+
+TEXT_MAX_LENGTH = 24  # the longest grammar caption is ~16 words plus <bos>
+
+
+@contextmanager
+def atomic_dir(out: Path):
+    """Yield a temp folder that replaces `out` only if the block finishes."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def load_split(root: Path, resolution: int | None = None):
+    """(images uint8 [N,H,W,3], prompts, ids, attributes dicts) of one MJHQ-layout split."""
+    meta = load_meta(root)
+    ids = sorted(meta)
+    attrs = json.loads((root / "attributes.json").read_text())
+    return load_images(root, meta, ids, resolution), [meta[i]["prompt"] for i in ids], ids, [attrs[i] for i in ids]
+
+
+def world_tokenizer():
+    return build_tokenizer(shapes.vocabulary())
+
+
+def judge_token_ids(tokenizer, prompts: list[str], context_length: int) -> torch.Tensor:
+    """Word ids + <eos> (the judge pools there), padded with <pad> to the context length."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    rows = []
+    for ids in tokenizer([p.lower() for p in prompts], add_special_tokens=False)["input_ids"]:
+        ids = ids[: context_length - 1] + [eos]
+        rows.append(ids + [pad] * (context_length - len(ids)))
+    return torch.tensor(rows, dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- data
+
+def build_data(out: Path, n_train: int, n_eval: int, seed: int, resolution: int) -> dict:
+    t0 = time.time()
+    with atomic_dir(out) as tmp:
+        shapes.write_world_data(tmp, n_train, n_eval, seed, resolution)
+        info = {"n_train": n_train, "n_eval": n_eval, "resolution": resolution, "seed": seed,
+                "train_prompts": len(shapes.train_prompts()), "seconds": time.time() - t0}
+        write_json(tmp / "metrics.json", info)
+    return info
+
+
+# --------------------------------------------------------------------------- VAE
+
+def build_vae(data: Path, out: Path, cfg: AutoencoderConfig, n_psnr: int = 1000) -> dict:
+    train, *_ = load_split(data / "train")
+    held, *_ = load_split(data / "eval")
+    vae, log = train_autoencoder(train, cfg)
+    metrics = {**log, "psnr_eval_db": psnr(vae, held[:n_psnr]), "scaling_factor": vae.config.scaling_factor,
+               "config": asdict(cfg)}
+    with atomic_dir(out) as tmp:
+        vae.save_pretrained(tmp)
+        with torch.no_grad():
+            rec = vae.decode(vae.encode(to_model_space(held[:16])).latent).sample.clamp(-1, 1)
+        from ..eval.grids import image_grid
+
+        rec_u8 = ((rec + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+        image_grid(torch.cat([held[:16], rec_u8]), tmp / "reconstructions.png", ncol=16,
+                   captions=["real"] * 16 + ["reconstructed"] * 16)
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
+# --------------------------------------------------------------------------- judge
+
+def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 1000) -> dict:
+    tok = world_tokenizer()
+    train, prompts, _, _ = load_split(data / "train")
+    held, _, _, held_attrs = load_split(data / "eval")
+    model = build_judge(cfg, len(tok), tok.pad_token_id, tok.eos_token_id)
+    log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg)
+    acc = attribute_accuracy(model, tok, held[:n_eval], held_attrs[:n_eval], cfg)
+    metrics = {**log, **{f"zero_shot_{k}_accuracy": v for k, v in acc.items()}, "config": asdict(cfg)}
+    with atomic_dir(out) as tmp:
+        torch.save(model.state_dict(), tmp / "judge.pt")
+        write_json(tmp / "judge_config.json", {**asdict(cfg), "vocab_size": len(tok), "pad_id": tok.pad_token_id,
+                                               "eos_id": tok.eos_token_id})
+        tok.save_pretrained(tmp / "tokenizer")
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
+def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
+    """Zero-shot accuracy per attribute: the true caption against the same caption with that one
+    attribute swapped for every other value the grammar allows (background kept valid)."""
+    choices = {"shape": shapes.SHAPES, "color": tuple(shapes.COLORS), "background": shapes.BACKGROUNDS,
+               "size": shapes.SIZES, "position": shapes.POSITIONS}
+    out = {}
+    tokenize = lambda texts: judge_token_ids(tok, texts, cfg.context_length)
+    for key in keys:
+        values = choices[key]
+        cands, truth = [], []
+        for a in attrs:
+            row = []
+            for v in values:
+                b = dict(a, **{key: v})
+                if b["color"] == b["background"]:  # invalid tuple: use the true one's text, never chosen over truth
+                    b = dict(a)
+                row.append(shapes.caption(shapes.Attributes(**b), 0))
+            cands.append(row)
+            truth.append(values.index(a[key]))
+        pick = zero_shot_choice(model, images, cands, tokenize, cfg.image_size)
+        out[key] = float((pick == torch.tensor(truth)).float().mean())
+    return out
+
+
+def load_judge(folder: Path):
+    from .judge import JudgeConfig as _JC
+
+    c = json.loads((folder / "judge_config.json").read_text())
+    cfg = _JC(**{k: v for k, v in c.items() if k in _JC.__dataclass_fields__})
+    model = build_judge(cfg, c["vocab_size"], c["pad_id"], c["eos_id"])
+    model.load_state_dict(torch.load(folder / "judge.pt", map_location="cpu"))
+    from transformers import PreTrainedTokenizerFast
+
+    return model.eval(), PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer"), cfg
+
+
+# --------------------------------------------------------------------------- teacher
+
+def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig, model_kw: dict, text_kw: dict,
+                        shift: float = 2.5) -> dict:
+    """Encode the train split once with the VAE and the captions once with the text encoder, train
+    the transformer, and save the whole diffusers SanaPipeline folder."""
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+
+    from ..models.sana import tiny_sana_config
+
+    tok = world_tokenizer()
+    encoder = build_text_encoder(len(tok), **text_kw)
+    vae = AutoencoderDC.from_pretrained(vae_dir).eval()
+    images, prompts, _, _ = load_split(data / "train")
+    with torch.no_grad():
+        lat = torch.cat([vae.encode(to_model_space(images[i : i + 512])).latent for i in range(0, len(images), 512)])
+    lat = lat * vae.config.scaling_factor
+    uniq = sorted(set(prompts))
+    index = {p: i for i, p in enumerate(uniq)}
+    embeds, mask = encode_prompts(tok, encoder, uniq, TEXT_MAX_LENGTH)
+    null_e, null_m = encode_prompts(tok, encoder, [""], TEXT_MAX_LENGTH)
+    torch.manual_seed(cfg.seed)
+    kw = tiny_sana_config(in_channels=lat.shape[1], sample_size=lat.shape[-1], caption_channels=embeds.shape[-1], **model_kw)
+    transformer = SanaTransformer2DModel(**kw)
+    log = train_teacher(transformer, lat, torch.tensor([index[p] for p in prompts]), embeds, mask, null_e, null_m, cfg)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
+    pipe = SanaPipeline(tokenizer=tok, text_encoder=encoder, vae=vae, transformer=transformer, scheduler=scheduler)
+    metrics = {**log, "latent_std": float(lat.std()), "latent_shape": list(lat.shape[1:]),
+               "params": sum(p.numel() for p in transformer.parameters()), "config": asdict(cfg), "model": kw}
+    with atomic_dir(out) as tmp:
+        pipe.save_pretrained(tmp)
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
