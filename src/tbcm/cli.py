@@ -1,4 +1,9 @@
-"""`tbcm <stage> ...`: one command per pipeline stage, each a thin shell over the library."""
+"""`tbcm <stage> ...`: one command per pipeline stage, each a thin shell over the library.
+
+Pipeline stages read their settings from `--params` (params.yaml, validated against
+workflow/schemas/params.schema.yaml before any work) and take only input and output paths as flags,
+so a Snakemake rule and its DVC stage run the very same command line.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,36 @@ from dataclasses import fields
 from pathlib import Path
 
 
+def _params(args) -> dict:
+    from .config import load_params
+
+    return load_params(args.params)
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- toy
+
 def _toy2d(args) -> int:
     from .toy2d import Toy2DConfig, run
 
-    out = Path(args.out)
     summary = {}
     for method in args.methods:
         cfg = Toy2DConfig(method=method, steps=args.steps, seed=args.seed, tangent_c=args.tangent_c, lr=args.lr)
-        res = run(cfg, out, progress=not args.quiet)
-        summary[method] = res["energy_distance"]
-    print(json.dumps(summary, indent=2))
+        summary[method] = run(cfg, Path(args.out), progress=not args.quiet)["energy_distance"]
+    _print(summary)
     return 0
 
+
+# --------------------------------------------------------------------------- embedded world
 
 def _world_data(args) -> int:
     from .world.build import build_data
 
-    print(json.dumps(build_data(Path(args.out), args.n_train, args.n_eval, args.seed, args.resolution), indent=2))
+    p = _params(args)["world"]["data"]
+    _print(build_data(Path(args.out), p["n_train"], p["n_eval"], p["seed"], p["resolution"]))
     return 0
 
 
@@ -33,8 +51,10 @@ def _world_vae(args) -> int:
     from .world.autoencoder import AutoencoderConfig
     from .world.build import build_vae
 
-    cfg = AutoencoderConfig(max_seconds=args.seconds, seed=args.seed)
-    print(json.dumps(build_vae(Path(args.data), Path(args.out), cfg), indent=2, default=str))
+    p = _params(args)["world"]["vae"]
+    cfg = AutoencoderConfig(latent_channels=p["latent_channels"], channels=tuple(p["channels"]), lr=p["lr"],
+                            batch_size=p["batch_size"], max_seconds=p["seconds"], seed=p["seed"])
+    _print(build_vae(Path(args.data), Path(args.out), cfg))
     return 0
 
 
@@ -42,8 +62,8 @@ def _world_judge(args) -> int:
     from .world.build import build_judge_stage
     from .world.judge import JudgeConfig
 
-    cfg = JudgeConfig(max_seconds=args.seconds, seed=args.seed)
-    print(json.dumps(build_judge_stage(Path(args.data), Path(args.out), cfg), indent=2, default=str))
+    p = _params(args)["world"]["judge"]
+    _print(build_judge_stage(Path(args.data), Path(args.out), JudgeConfig(max_seconds=p["seconds"], seed=p["seed"])))
     return 0
 
 
@@ -51,12 +71,37 @@ def _world_teacher(args) -> int:
     from .world.build import build_teacher_stage
     from .world.teacher import TeacherConfig
 
-    cfg = TeacherConfig(max_seconds=args.seconds, seed=args.seed, lr=args.lr)
-    model_kw = dict(hidden=args.hidden, layers=args.layers, heads=args.hidden // 32)
-    m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, dict(hidden=64, layers=2))
-    print(json.dumps({k: v for k, v in m.items() if k != "model"}, indent=2, default=str))
+    p = _params(args)["world"]["teacher"]
+    cfg = TeacherConfig(lr=p["lr"], batch_size=p["batch_size"], caption_dropout=p["caption_dropout"],
+                        max_seconds=p["seconds"], seed=p["seed"])
+    model_kw = dict(hidden=p["hidden"], layers=p["layers"], heads=p["hidden"] // 32)
+    m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, dict(hidden=64, layers=2),
+                            shift=p["shift"])
+    _print({k: v for k, v in m.items() if k != "model"})
     return 0
 
+
+def _world_eval(args) -> int:
+    from .world.build import write_json
+    from .world.evaluate import evaluate_folder
+
+    p = _params(args)
+    steps = [p["sample"]["teacher_steps"]] if args.teacher else p["sample"]["steps"]
+    label = "teacher_" if args.teacher else "student_"
+    m = evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), steps, p["sample"]["guidance"],
+                        p["evaluate"]["n"], p["sample"]["seed"], Path(args.grids), label=label)
+    if args.teacher and 1 not in steps:  # the teacher run for one step: the baseline a 1-step student must beat
+        m.update({f"{k}": v for k, v in evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), [1],
+                 p["sample"]["guidance"], p["evaluate"]["n"], p["sample"]["seed"], Path(args.grids), label=label).items()
+                  if k != "real"})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, m)
+    _print(m)
+    return 0
+
+
+# --------------------------------------------------------------------------- method stages
 
 def _black_latent(args) -> int:
     import torch
@@ -64,10 +109,11 @@ def _black_latent(args) -> int:
 
     from .distill import black_latent
 
+    res = _params(args)["black_latent"]["resolution"]
     vae_dir = Path(args.teacher) / "vae"
     if not vae_dir.is_dir():
         raise ValueError(f"no VAE folder at {vae_dir}")
-    lat = black_latent(AutoencoderDC.from_pretrained(vae_dir).eval(), args.resolution)
+    lat = black_latent(AutoencoderDC.from_pretrained(vae_dir).eval(), res)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -84,36 +130,58 @@ def _distill(args) -> int:
     from .schedules import RSchedule
     from .train_step import MethodConfig
 
+    p = _params(args)["distill"]
+    if p["method"] != "tbcm":
+        raise ValueError("distill.method 'scm' needs clean latents of images; the Sana-scale baseline stage is not wired yet")
     prompts = read_prompts(args.prompts)
-    black = None
-    if args.black_latent:
-        if not Path(args.black_latent).is_file():
-            raise ValueError(f"black latent not found: {args.black_latent}")
-        black = torch.load(args.black_latent)
-    method = MethodConfig(route_scheme=args.route, route_steps=args.route_steps, brightness_threshold=args.brightness_threshold,
-                          r=RSchedule(args.r_schedule, args.warmup_steps, args.cooldown_start, args.cooldown_steps, args.r_final))
-    cfg = DistillConfig(steps=args.steps, prompts_per_step=args.prompts_per_step, lr=args.lr, seed=args.seed, method=method)
+    if not Path(args.black_latent).is_file():
+        raise ValueError(f"black latent not found: {args.black_latent}")
+    black = torch.load(args.black_latent)
+    r = p["r"]
+    method = MethodConfig(
+        route_scheme=p["route"]["scheme"], route_steps=p["route"]["steps"], route_shift=p["route"]["shift"],
+        guidance_scales=tuple(p["guidance_scales"]), brightness_threshold=p["brightness_threshold"],
+        tangent_c=p["tangent"]["c"], tangent_method=p["tangent"]["method"], grad_clip=p["grad_clip"],
+        r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], r["final"]),
+    )
+    cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"], method=method)
     info = run_distill(args.teacher, prompts, black, args.out, cfg)
-    print(json.dumps({k: v for k, v in info.items() if k not in ("curve", "config")}, indent=2))
+    _print({k: v for k, v in info.items() if k not in ("curve", "config")})
     return 0
 
 
-def _world_eval(args) -> int:
-    from .world.build import write_json
-    from .world.evaluate import evaluate_folder
+def _collect_prompts(args) -> int:
+    from .prompts import collect_prompts
 
-    m = evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), args.steps, args.guidance, args.n, args.seed,
-                        Path(args.grids) if args.grids else None, label=args.label)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(args.out), m)
-    print(json.dumps(m, indent=2))
+    p = _params(args)["prompts"]
+    src = Path(p["file"]) if p["file"] else Path(args.world_prompts) if args.world_prompts else None
+    if src is None:
+        raise ValueError("prompts.file is null and no --world-prompts file was given")
+    n = collect_prompts(src, Path(args.out), column=p["column"], min_words=p["min_words"], max_words=p["max_words"],
+                        limit=p["limit"], seed=p["seed"])
+    print(f"{n} prompts -> {args.out}")
     return 0
 
+
+def _report(args) -> int:
+    from .eval.report import write_report
+
+    _params(args)
+    print(write_report(Path(args.teacher), Path(args.student), Path(args.train_log), Path(args.out)))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tbcm", description=__doc__)
+    p = argparse.ArgumentParser(prog="tbcm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+
+    def stage(name, fn, help_):
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("--params", default="params.yaml", help="configuration file (default %(default)s)")
+        s.set_defaults(func=fn)
+        return s
 
     from .toy2d import Toy2DConfig
 
@@ -130,71 +198,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_toy2d)
 
-    w = sub.add_parser("world-data", help="embedded world: captioned shapes in MJHQ-30k layout")
-    w.add_argument("--out", default="results/world/data")
-    w.add_argument("--n-train", type=int, default=20000)
-    w.add_argument("--n-eval", type=int, default=2000)
-    w.add_argument("--resolution", type=int, default=32)
-    w.add_argument("--seed", type=int, default=0)
-    w.set_defaults(func=_world_data)
+    s = stage("world-data", _world_data, "embedded world: captioned shapes in MJHQ-30k layout (train, eval, prompts)")
+    s.add_argument("--out", required=True)
+    for name, fn, help_ in (("world-vae", _world_vae, "embedded world: train the DC-AE"),
+                            ("world-judge", _world_judge, "embedded world: train the CLIP judge")):
+        s = stage(name, fn, help_)
+        s.add_argument("--data", required=True)
+        s.add_argument("--out", required=True)
+    s = stage("world-teacher", _world_teacher, "embedded world: train the Sana teacher, save a SanaPipeline folder")
+    s.add_argument("--data", required=True)
+    s.add_argument("--vae", required=True)
+    s.add_argument("--out", required=True)
+    s = stage("world-eval", _world_eval, "embedded world: score a teacher or student with the judge")
+    s.add_argument("--model", required=True, help="SanaPipeline or SanaSprintPipeline folder")
+    s.add_argument("--data", required=True)
+    s.add_argument("--judge", required=True)
+    s.add_argument("--teacher", action="store_true", help="score at sample.teacher_steps (and 1 step) instead of sample.steps")
+    s.add_argument("--grids", required=True, help="folder for PNG grids")
+    s.add_argument("--out", required=True, help="metrics JSON")
 
-    for name, fn, secs, help_ in (("world-vae", _world_vae, 150.0, "train the world's DC-AE"),
-                                  ("world-judge", _world_judge, 60.0, "train the world's CLIP judge")):
-        w = sub.add_parser(name, help=help_)
-        w.add_argument("--data", default="results/world/data")
-        w.add_argument("--out", default=f"results/world/{name.split('-')[1]}")
-        w.add_argument("--seconds", type=float, default=secs, help="training budget in seconds (default %(default)s)")
-        w.add_argument("--seed", type=int, default=0)
-        w.set_defaults(func=fn)
-
-    w = sub.add_parser("world-teacher", help="train the world's Sana teacher and save a SanaPipeline folder")
-    w.add_argument("--data", default="results/world/data")
-    w.add_argument("--vae", default="results/world/vae")
-    w.add_argument("--out", default="results/world/teacher")
-    w.add_argument("--seconds", type=float, default=180.0)
-    w.add_argument("--lr", type=float, default=1e-3)
-    w.add_argument("--hidden", type=int, default=128)
-    w.add_argument("--layers", type=int, default=4)
-    w.add_argument("--seed", type=int, default=0)
-    w.set_defaults(func=_world_teacher)
-
-    b = sub.add_parser("black-latent", help="VAE latent of an all-black image (brightness filter reference)")
-    b.add_argument("--teacher", required=True, help="diffusers SanaPipeline folder")
-    b.add_argument("--resolution", type=int, required=True)
-    b.add_argument("--out", required=True, help="output .pt file")
-    b.set_defaults(func=_black_latent)
-
-    d = sub.add_parser("distill", help="TBCM distillation of a SanaPipeline teacher into a SanaSprintPipeline student")
-    d.add_argument("--teacher", required=True)
-    d.add_argument("--prompts", required=True, help="text file, one prompt per line")
-    d.add_argument("--black-latent", default=None)
-    d.add_argument("--out", required=True)
-    d.add_argument("--steps", type=int, default=300)
-    d.add_argument("--prompts-per-step", type=int, default=4)
-    d.add_argument("--lr", type=float, default=1e-4)
-    d.add_argument("--route", default="reference", choices=["reference", "logit_normal", "random"])
-    d.add_argument("--route-steps", type=int, default=16)
-    d.add_argument("--brightness-threshold", type=float, default=1.0, help="<= 0 disables the filter")
-    d.add_argument("--r-schedule", default="warmup_cooldown", choices=["warmup", "warmup_cooldown", "warmup_to_final"])
-    d.add_argument("--warmup-steps", type=int, default=100)
-    d.add_argument("--cooldown-start", type=int, default=200)
-    d.add_argument("--cooldown-steps", type=int, default=50)
-    d.add_argument("--r-final", type=float, default=0.75)
-    d.add_argument("--seed", type=int, default=0)
-    d.set_defaults(func=_distill)
-
-    e = sub.add_parser("world-eval", help="score a world teacher/student with the judge (accuracy, CLIP, FID)")
-    e.add_argument("--model", required=True)
-    e.add_argument("--data", default="results/world/data")
-    e.add_argument("--judge", default="results/world/judge")
-    e.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4])
-    e.add_argument("--guidance", type=float, default=4.5)
-    e.add_argument("--n", type=int, default=500)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--grids", default=None, help="folder for PNG grids")
-    e.add_argument("--label", default="")
-    e.add_argument("--out", default=None, help="metrics JSON")
-    e.set_defaults(func=_world_eval)
+    s = stage("collect-prompts", _collect_prompts, "clean, de-duplicate, length-filter and shuffle a prompt set")
+    s.add_argument("--world-prompts", default=None, help="the world's train_prompts.txt (used when prompts.file is null)")
+    s.add_argument("--out", required=True)
+    s = stage("black-latent", _black_latent, "VAE latent of an all-black image (the brightness filter's reference)")
+    s.add_argument("--teacher", required=True, help="diffusers SanaPipeline folder (its vae/ is used)")
+    s.add_argument("--out", required=True, help="output .pt file")
+    s = stage("distill", _distill, "TBCM distillation of a SanaPipeline teacher into a SanaSprintPipeline student")
+    s.add_argument("--teacher", required=True)
+    s.add_argument("--prompts", required=True, help="text file, one prompt per line")
+    s.add_argument("--black-latent", required=True)
+    s.add_argument("--out", required=True)
+    s = stage("report", _report, "collect metrics, plots and grids into a Markdown report")
+    s.add_argument("--teacher", required=True, help="teacher metrics JSON")
+    s.add_argument("--student", required=True, help="student metrics JSON")
+    s.add_argument("--train-log", required=True)
+    s.add_argument("--out", required=True)
     return p
 
 
@@ -202,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as e:  # bad input: say what, no traceback
+    except (ValueError, FileExistsError) as e:  # bad input: say what, no traceback
         print(f"tbcm {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,57 @@
+"""The whole Snakemake chain on the smoke configuration, in a scratch copy of the workflow."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(cwd, *args, timeout=600):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/smoke.yaml", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    run = _snakemake(work)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return work
+
+
+@pytest.mark.slow
+def test_chain_leaves_metrics_grids_and_report(smoke):
+    res = smoke / "results"
+    for name in ("teacher", "student"):
+        m = json.loads((res / "metrics" / f"{name}.json").read_text())
+        assert all("fid" in v for v in m.values())
+    assert set(json.loads((res / "metrics" / "student.json").read_text())) == {"real", "1_step", "2_step", "4_step"}
+    assert (res / "report.md").read_text().startswith("# tbcm report")
+    assert len(list((res / "grids" / "student").glob("*.png"))) == 3
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing(smoke):
+    run = _snakemake(smoke, "-n")
+    assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_bad_configuration_stops_before_any_job(tmp_path):
+    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    smoke = (tmp_path / "workflow" / "smoke.yaml").read_text()
+    (tmp_path / "workflow" / "smoke.yaml").write_text(smoke.replace("steps: 3\n", "steps: three\n"))
+    run = _snakemake(tmp_path, timeout=120)
+    assert run.returncode != 0
+    assert "steps" in run.stdout + run.stderr and not (tmp_path / "results").exists()

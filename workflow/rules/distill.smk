@@ -1,0 +1,9 @@
+rule distill:
+    input: teacher=TEACHER, prompts=f"{R}/prompts/prompts.txt", black=f"{R}/black_latent.pt"
+    output: directory(f"{R}/student")
+    log: f"{R}/logs/distill.log"
+    threads: 2
+    resources: gpu=1
+    shell:
+        "tbcm distill --params {PARAMS} --teacher {input.teacher} --prompts {input.prompts} "
+        "--black-latent {input.black} --out {output} > {log} 2>&1"

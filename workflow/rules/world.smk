@@ -1,0 +1,29 @@
+# The embedded world (source: world): data, VAE, judge and teacher, built from nothing.
+if config["source"] == "world":
+
+    rule world_data:
+        output: directory(f"{R}/world/data")
+        log: f"{R}/logs/world_data.log"
+        shell: "tbcm world-data --params {PARAMS} --out {output} > {log} 2>&1"
+
+    rule world_vae:
+        input: f"{R}/world/data"
+        output: directory(f"{R}/world/vae")
+        log: f"{R}/logs/world_vae.log"
+        threads: 2
+        shell: "tbcm world-vae --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
+
+    rule world_judge:
+        input: f"{R}/world/data"
+        output: directory(f"{R}/world/judge")
+        log: f"{R}/logs/world_judge.log"
+        threads: 2
+        shell: "tbcm world-judge --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
+
+    rule world_teacher:
+        input: data=f"{R}/world/data", vae=f"{R}/world/vae"
+        output: directory(f"{R}/world/teacher")
+        log: f"{R}/logs/world_teacher.log"
+        threads: 2
+        resources: gpu=1
+        shell: "tbcm world-teacher --params {PARAMS} --data {input.data} --vae {input.vae} --out {output} > {log} 2>&1"
