@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup clean
+.PHONY: run toy test setup clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The whole pipeline on the embedded default (profiles/default is Snakemake's workflow profile).
 run: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 snakemake --cores 2
+
+# The known-answer 2-D distillation (TBCM vs sCM), about two minutes.
+toy: $(STAMP)
 	$(VENV)/bin/tbcm toy2d --out results/toy2d
 
 test: $(STAMP)
