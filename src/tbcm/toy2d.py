@@ -36,19 +36,21 @@ class Toy2DConfig:
     steps: int = 2000
     prompts_per_step: int = 16  # TBCM: 16 trajectories x 15 pairs; sCM: the same 240 pairs from data
     route_steps: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     hidden: int = 128
-    # In 2-D the official c = 0.1 is as large as ||g|| itself near convergence, so the adaptive
-    # weight (which divides by the mean squared tangent) amplifies the noise of almost-consistent
-    # pairs. c = 1e-3 puts the toy in the regime of images, where ||g|| >> c.
-    tangent_c: float = 1e-3
+    # c at the scale of ||g|| in 2-D: the normalisation then caps outlier pairs (near the boundary
+    # between modes the student's Jacobian is unbounded) without flattening every pair to unit
+    # strength, which c << ||g|| does (docs/known-answer.md).
+    tangent_c: float = 1.0
+    # The learned weight w(t) converges to about log of the prior 1/(sigma_d tan t) and so cancels
+    # it; consistency is bootstrapped upward from t = 0, which the prior's emphasis on small t serves.
+    adaptive_weight: bool = False
     grad_clip: float = 1.0
     ema: float = 0.99
-    # Four overlapping modes: see docs/known-answer.md for well-separated ones (8 modes, std 0.25),
-    # on which the 1-step student forms the ring but not the modes.
-    modes: int = 4
-    radius: float = 1.0
-    mode_std: float = 0.5
+    # Two well-separated modes (docs/known-answer.md has the eight-mode ring, still open).
+    modes: int = 2
+    radius: float = 1.2
+    mode_std: float = 0.35
     seed: int = 0
     n_eval: int = 4000
     threads: int = 0  # 0: leave torch's default
@@ -92,8 +94,8 @@ def distill(cfg: Toy2DConfig, progress: bool = False):
     teacher = FlowMatchingAdapter(gmm)
     student = ResidualMLPStudent(FlowMatchingAdapter(copy.deepcopy(gmm)), cfg.hidden, cfg.seed)
     ema = copy.deepcopy(student)
-    weight = AdaptiveWeight(seed=cfg.seed)
-    params = [p for p in student.parameters() if p.requires_grad] + list(weight.parameters())
+    weight = AdaptiveWeight(seed=cfg.seed).requires_grad_(cfg.adaptive_weight)  # frozen at w = 0 when off
+    params = [p for p in list(student.parameters()) + list(weight.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     # constant, then linear decay to 0 over the second half: the normalised tangent makes steps
     # sign-like, so precision near the fixed point comes from the decaying step size.
@@ -147,10 +149,20 @@ def evaluate(student, teacher, gmm: GaussianMixtureVelocity, n: int = 4000, seed
         samples[steps] = s
         out[f"student_{steps}"] = energy_distance(s, ref)
     ll = lambda x: float(gmm.log_prob(x / SD).mean())
+    out.update({f"in_mode_{k}": in_mode_fraction(gmm, x) for k, x in
+                (("data", ref), ("teacher_16", teacher_sample(teacher, {}, None, z, 1.0, 16)), ("student_1", samples[1]))})
     out.update(loglik_data=ll(ref), loglik_teacher_16=ll(teacher_sample(teacher, {}, None, z, 1.0, 16)),
                loglik_teacher_1=ll(teacher_sample(teacher, {}, None, z, 1.0, 1)),
                loglik_student_1=ll(samples[1]), loglik_student_2=ll(samples[2]))
     return out, ref, samples
+
+
+def in_mode_fraction(gmm: GaussianMixtureVelocity, x: torch.Tensor, k: float = 2.0) -> float:
+    """Fraction of TrigFlow-unit samples within k std of their nearest mode's centre."""
+    a = x.double() / SD
+    d = torch.cdist(a, gmm.means)  # [n, K]
+    near = d.argmin(1)
+    return float((d.gather(1, near[:, None])[:, 0] <= k * gmm.stds[near]).double().mean())
 
 
 def scatter_png(path: Path, panels: dict[str, torch.Tensor]) -> None:
