@@ -144,7 +144,8 @@ def _distill(args) -> int:
         tangent_c=p["tangent"]["c"], tangent_method=p["tangent"]["method"], grad_clip=p["grad_clip"],
         r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], r["final"]),
     )
-    cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"], method=method)
+    cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"],
+                        adaptive_weight=p["adaptive_weight"], method=method)
     info = run_distill(args.teacher, prompts, black, args.out, cfg)
     _print({k: v for k, v in info.items() if k not in ("curve", "config")})
     return 0

@@ -30,6 +30,7 @@ class DistillConfig:
     prompts_per_step: int = 4
     lr: float = 1e-4
     weight_lr: float = 1e-2  # w_phi only tracks log L(t): it may move faster than the student
+    adaptive_weight: bool = True  # False: w(t) frozen at 0 (docs/known-answer.md)
     text_max_length: int = 24
     seed: int = 0
     log_every: int = 10
@@ -84,12 +85,12 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)
     student_tr = student_from_teacher(teacher_tr, seed=cfg.seed).train()
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
-    weight = AdaptiveWeight(seed=cfg.seed)
-    opt = torch.optim.AdamW([
-        {"params": list(student_tr.parameters()), "lr": cfg.lr},
-        {"params": list(weight.parameters()), "lr": cfg.weight_lr},
-    ], weight_decay=0.0)
-    params = list(student_tr.parameters()) + list(weight.parameters())
+    weight = AdaptiveWeight(seed=cfg.seed).requires_grad_(cfg.adaptive_weight)
+    groups = [{"params": list(student_tr.parameters()), "lr": cfg.lr}]
+    if cfg.adaptive_weight:
+        groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    params = [p for g_ in groups for p in g_["params"]]
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
     uncond = encode([""])

@@ -1,6 +1,7 @@
 rule distill:
     input: teacher=TEACHER, prompts=f"{R}/prompts/prompts.txt", black=f"{R}/black_latent.pt"
     output: directory(f"{R}/student")
+    params: cfg=config["distill"]
     log: f"{R}/logs/distill.log"
     threads: 2
     resources: gpu=1

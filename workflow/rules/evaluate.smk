@@ -2,6 +2,7 @@
 rule evaluate_teacher:
     input: model=TEACHER, data=f"{R}/world/data", judge=f"{R}/world/judge"
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
+    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}
     log: f"{R}/logs/evaluate_teacher.log"
     threads: 2
     resources: gpu=1
@@ -12,6 +13,7 @@ rule evaluate_teacher:
 rule evaluate_student:
     input: model=f"{R}/student", data=f"{R}/world/data", judge=f"{R}/world/judge"
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
+    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}
     log: f"{R}/logs/evaluate_student.log"
     threads: 2
     resources: gpu=1

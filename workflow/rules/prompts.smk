@@ -2,5 +2,7 @@ rule collect_prompts:
     input: f"{R}/world/data" if config["source"] == "world" and not config["prompts"]["file"] else config["prompts"]["file"]
     output: f"{R}/prompts/prompts.txt"
     log: f"{R}/logs/collect_prompts.log"
-    params: world=lambda wc, input: f"--world-prompts {input}/train_prompts.txt" if not config["prompts"]["file"] else ""
+    params:
+        cfg=config["prompts"],
+        world=lambda wc, input: f"--world-prompts {input}/train_prompts.txt" if not config["prompts"]["file"] else ""
     shell: "tbcm collect-prompts --params {PARAMS} {params.world} --out {output} > {log} 2>&1"

@@ -3,12 +3,14 @@ if config["source"] == "world":
 
     rule world_data:
         output: directory(f"{R}/world/data")
+        params: cfg=config["world"]["data"]
         log: f"{R}/logs/world_data.log"
         shell: "tbcm world-data --params {PARAMS} --out {output} > {log} 2>&1"
 
     rule world_vae:
         input: f"{R}/world/data"
         output: directory(f"{R}/world/vae")
+        params: cfg=config["world"]["vae"]
         log: f"{R}/logs/world_vae.log"
         threads: 2
         shell: "tbcm world-vae --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
@@ -16,6 +18,7 @@ if config["source"] == "world":
     rule world_judge:
         input: f"{R}/world/data"
         output: directory(f"{R}/world/judge")
+        params: cfg=config["world"]["judge"]
         log: f"{R}/logs/world_judge.log"
         threads: 2
         shell: "tbcm world-judge --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
@@ -23,6 +26,7 @@ if config["source"] == "world":
     rule world_teacher:
         input: data=f"{R}/world/data", vae=f"{R}/world/vae"
         output: directory(f"{R}/world/teacher")
+        params: cfg=config["world"]["teacher"]
         log: f"{R}/logs/world_teacher.log"
         threads: 2
         resources: gpu=1
