@@ -6,7 +6,7 @@ import torch
 from tbcm import trigflow
 from tbcm.analytic import GaussianMixtureVelocity
 from tbcm.denoiser import FlowMatchingAdapter, repeat_condition
-from tbcm.rollout import draw_guidance, guided_velocity, pair_condition, rollout
+from tbcm.rollout import draw_guidance, guided_velocity, rollout
 from tbcm.routes import sample_routes
 from tbcm.train_step import MethodConfig, tbcm_pairs
 

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 
-from tbcm import trigflow
 from tbcm.analytic import GaussianMixtureVelocity
 from tbcm.denoiser import FlowMatchingAdapter
 from tbcm.sampler import consistency_sample, consistency_times, teacher_sample

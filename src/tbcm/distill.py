@@ -8,9 +8,7 @@ of each prompt's trajectory.
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +17,6 @@ import torch
 
 from .denoiser import Condition
 from .models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, sana_denoiser, student_from_teacher
-from .schedules import RSchedule
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch

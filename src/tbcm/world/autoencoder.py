@@ -8,12 +8,12 @@ scaling_factor = 1 / std(raw latents) over the train split.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 
 import torch
 from diffusers import AutoencoderDC
+
+from .budget import TimeBudget
 
 
 @dataclass
@@ -82,21 +82,10 @@ def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progre
     vae = build_autoencoder(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed)
-    t0, step, losses = time.time(), 0, []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(cfg.max_seconds), desc="autoencoder", unit="s")
+    budget = TimeBudget("autoencoder", cfg.max_seconds, cfg.max_steps, progress)
     vae.train()
-    while step < cfg.max_steps:
-        elapsed = time.time() - t0
-        if elapsed > cfg.max_seconds:
-            break
-        # cosine decay over the time budget: the budget, not a step count, is what is fixed
-        frac = min(1.0, elapsed / cfg.max_seconds)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    while budget.running():
+        budget.set_lr(opt, cfg.lr)
         idx = torch.randint(len(images_uint8), (cfg.batch_size,), generator=g)
         x = to_model_space(images_uint8[idx])
         rec = vae.decode(vae.encode(x).latent).sample
@@ -104,14 +93,7 @@ def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progre
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        step += 1
-        if bar is not None:
-            bar.n = min(int(time.time() - t0), bar.total)
-            bar.set_postfix(step=step, loss=f"{loss.item():.4f}")
-            bar.refresh()
-    if bar is not None:
-        bar.close()
+        budget.tick(loss.item())
     std = latent_std(vae, images_uint8[: min(len(images_uint8), 4096)])
     vae.register_to_config(scaling_factor=1.0 / std)
-    return vae.eval(), {"steps": step, "seconds": time.time() - t0, "final_loss": losses[-1] if losses else None, "latent_std": std}
+    return vae.eval(), {"steps": budget.step, "seconds": budget.elapsed, "final_loss": budget.last_loss, "latent_std": std}

@@ -13,7 +13,6 @@ largest id, which a word-level vocabulary does not give.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -21,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+from .budget import TimeBudget
 
 # CLIP's usual per-channel normalisation is for natural images; these are the world's own.
 MEAN, STD = 0.5, 0.5
@@ -76,16 +77,9 @@ def train_judge(
     loss_fn = ClipLoss()
     g = torch.Generator().manual_seed(cfg.seed)
     model.train()
-    t0, step, last = time.time(), 0, float("nan")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(cfg.max_seconds), desc="judge", unit="s")
-    while step < cfg.max_steps and time.time() - t0 < cfg.max_seconds:
-        frac = min(1.0, (time.time() - t0) / cfg.max_seconds)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    budget = TimeBudget("judge", cfg.max_seconds, cfg.max_steps, progress)
+    while budget.running():
+        budget.set_lr(opt, cfg.lr, warmup_steps=50)
         idx = torch.randint(len(images_uint8), (cfg.batch_size,), generator=g)
         img_f, txt_f, scale = model(preprocess(images_uint8[idx], cfg.image_size), token_ids[idx])
         loss = loss_fn(img_f, txt_f, scale)
@@ -94,15 +88,9 @@ def train_judge(
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        last, step = loss.item(), step + 1
-        if bar is not None:
-            bar.n = min(int(time.time() - t0), bar.total)
-            bar.set_postfix(step=step, loss=f"{last:.3f}")
-            bar.refresh()
-    if bar is not None:
-        bar.close()
+        budget.tick(loss.item())
     model.eval()
-    return {"steps": step, "seconds": time.time() - t0, "final_loss": last}
+    return {"steps": budget.step, "seconds": budget.elapsed, "final_loss": budget.last_loss}
 
 
 @torch.no_grad()

@@ -9,14 +9,13 @@ unique caption (the grammar has far fewer captions than images).
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 
 import torch
 from diffusers import SanaTransformer2DModel
 
 from ..models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaVelocity
+from .budget import TimeBudget
 
 
 @dataclass
@@ -51,16 +50,9 @@ def train_teacher(
     opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed)
     transformer.train()
-    t0, step, ema_loss = time.time(), 0, None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(cfg.max_seconds), desc="teacher", unit="s")
-    while step < cfg.max_steps and time.time() - t0 < cfg.max_seconds:
-        frac = min(1.0, (time.time() - t0) / cfg.max_seconds)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    budget, ema_loss = TimeBudget("teacher", cfg.max_seconds, cfg.max_steps, progress), None
+    while budget.running():
+        budget.set_lr(opt, cfg.lr, warmup_steps=cfg.warmup_steps, floor=0.1)
         idx = torch.randint(len(latents), (cfg.batch_size,), generator=g)
         a = latents[idx]
         eps = torch.randn(a.shape, generator=g)
@@ -76,13 +68,7 @@ def train_teacher(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
         opt.step()
-        step += 1
         ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
-        if bar is not None:
-            bar.n = min(int(time.time() - t0), bar.total)
-            bar.set_postfix(step=step, loss=f"{ema_loss:.4f}")
-            bar.refresh()
-    if bar is not None:
-        bar.close()
+        budget.tick(ema_loss)
     transformer.eval()
-    return {"steps": step, "seconds": time.time() - t0, "loss_ema": ema_loss}
+    return {"steps": budget.step, "seconds": budget.elapsed, "loss_ema": ema_loss}
