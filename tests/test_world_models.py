@@ -70,3 +70,14 @@ def test_teacher_flow_matching_loss_decreases():
     cfg.max_steps, cfg.warmup_steps = 120, 10
     log = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
     assert log["steps"] == 120 and log["loss_ema"] < 0.8 * first["loss_ema"]
+
+
+def test_zero_shot_never_picks_an_invalid_candidate():
+    """Invalid candidates (None) are masked, so a tie with the true text cannot steal the choice."""
+    from tbcm.world.judge import zero_shot_choice
+
+    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8)
+    model = build_judge(cfg, 4, pad_id=0, eos_id=1).eval()
+    tok = lambda texts: torch.stack([torch.tensor([2 + (t == "b"), 1] + [0] * 6) for t in texts])
+    pick = zero_shot_choice(model, _images(4), [[None, "a"], [None, "b"], ["a", None], ["b", None]], tok, 32)
+    assert pick.tolist() == [1, 1, 0, 0]

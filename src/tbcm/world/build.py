@@ -136,9 +136,8 @@ def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, 
             row = []
             for v in values:
                 b = dict(a, **{key: v})
-                if b["color"] == b["background"]:  # invalid tuple: use the true one's text, never chosen over truth
-                    b = dict(a)
-                row.append(shapes.caption(shapes.Attributes(**b), 0))
+                # a shape coloured like its background is not in the grammar: not a candidate
+                row.append(None if b["color"] == b["background"] else shapes.caption(shapes.Attributes(**b), 0))
             cands.append(row)
             truth.append(values.index(a[key]))
         pick = zero_shot_choice(model, images, cands, tokenize, cfg.image_size)
