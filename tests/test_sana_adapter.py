@@ -37,7 +37,8 @@ from tbcm.models.sana import (
     tiny_sana_config,
 )
 from tbcm.sampler import consistency_sample, consistency_times, teacher_sample
-from tbcm.world.text import build_text_encoder, build_tokenizer, encode_prompts
+from tbcm.models.sana import encode_prompts
+from tbcm.world.text import build_text_encoder, build_tokenizer
 
 SD = trigflow.SIGMA_DATA
 MAX_LEN = 12

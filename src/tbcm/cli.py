@@ -82,21 +82,16 @@ def _world_teacher(args) -> int:
 
 
 def _world_eval(args) -> int:
-    from .world.build import write_json
+    from .atomic import write_json
     from .world.evaluate import evaluate_folder
 
     p = _params(args)
-    steps = [p["sample"]["teacher_steps"]] if args.teacher else p["sample"]["steps"]
+    # the teacher also runs for one step: the baseline a 1-step student must beat
+    steps = sorted({p["sample"]["teacher_steps"], 1}, reverse=True) if args.teacher else p["sample"]["steps"]
     label = "teacher_" if args.teacher else "student_"
     m = evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), steps, p["sample"]["guidance"],
                         p["evaluate"]["n"], p["sample"]["seed"], Path(args.grids), label=label)
-    if args.teacher and 1 not in steps:  # the teacher run for one step: the baseline a 1-step student must beat
-        m.update({f"{k}": v for k, v in evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), [1],
-                 p["sample"]["guidance"], p["evaluate"]["n"], p["sample"]["seed"], Path(args.grids), label=label).items()
-                  if k != "real"})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, m)
+    write_json(Path(args.out), m)
     _print(m)
     return 0
 
@@ -107,6 +102,7 @@ def _black_latent(args) -> int:
     import torch
     from diffusers import AutoencoderDC
 
+    from .atomic import atomic_path
     from .distill import black_latent
 
     res = _params(args)["black_latent"]["resolution"]
@@ -115,10 +111,8 @@ def _black_latent(args) -> int:
         raise ValueError(f"no VAE folder at {vae_dir}")
     lat = black_latent(AutoencoderDC.from_pretrained(vae_dir).eval(), res)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(lat, tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        torch.save(lat, tmp)
     print(f"black latent {tuple(lat.shape)} (mean {float(lat.mean()):.3f}, std {float(lat.std()):.3f}) -> {out}")
     return 0
 

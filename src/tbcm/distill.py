@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .denoiser import Condition
-from .models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, sana_denoiser, student_from_teacher
+from .models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
@@ -60,8 +60,6 @@ def load_teacher_parts(folder: str | Path):
 
 
 def encoder_fn(tokenizer, encoder, max_length: int):
-    from .world.text import encode_prompts
-
     def encode(prompts: list[str]) -> Condition:
         e, m = encode_prompts(tokenizer, encoder, prompts, max_length)
         return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
@@ -111,18 +109,17 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
                 it.set_postfix(loss=res.loss, r=round(res.r, 3))
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
             cfg.prompts_per_step * (cfg.method.route_steps - 1), "config": asdict(cfg), "curve": log}
-    export_student(teacher_dir, student_tr.eval(), out, info)
+    export_student(teacher_dir, student_tr.eval(), encoder, tokenizer, out, info)
     return info
 
 
-def export_student(teacher_dir: str | Path, student_tr, out: str | Path, info: dict) -> Path:
+def export_student(teacher_dir: str | Path, student_tr, encoder, tokenizer, out: str | Path, info: dict) -> Path:
     """Save a SanaSprintPipeline folder (student + the teacher's text encoder, tokenizer and VAE)."""
     from diffusers import AutoencoderDC, SanaSprintPipeline, SCMScheduler
 
-    from .world.build import atomic_dir, write_json
+    from .atomic import atomic_dir, write_json
 
     teacher_dir, out = Path(teacher_dir), Path(out)
-    _, encoder, tokenizer = load_teacher_parts(teacher_dir)
     vae = AutoencoderDC.from_pretrained(teacher_dir / "vae")
     pipe = SanaSprintPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=vae, transformer=student_tr,
                               scheduler=SCMScheduler())

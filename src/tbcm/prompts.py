@@ -7,6 +7,8 @@ import random
 import re
 from pathlib import Path
 
+from .atomic import write_text
+
 
 def read_prompt_source(path: Path, column: str = "prompt") -> list[str]:
     if not path.is_file():
@@ -41,9 +43,5 @@ def collect_prompts(src: Path, out: Path, column: str = "prompt", min_words: int
     random.Random(seed).shuffle(kept)
     if limit is not None:
         kept = kept[:limit]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, "\n".join(kept) + "\n")
     return len(kept)

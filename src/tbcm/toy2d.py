@@ -11,7 +11,6 @@ last layer zero-initialised, so step 0 is exactly the teacher.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .analytic import GaussianMixtureVelocity, energy_distance, ring_mixture
+from .atomic import atomic_path, write_json
 from .denoiser import FlowMatchingAdapter
 from .sampler import consistency_sample, consistency_times, teacher_sample
 from .schedules import RSchedule
@@ -137,22 +137,16 @@ def evaluate(student, teacher, gmm: GaussianMixtureVelocity, n: int = 4000, seed
     g = lambda k: torch.Generator().manual_seed(seed + k)
     ref = gmm.sample(n, g(0)) * SD
     z = torch.randn(n, 2, generator=g(1), dtype=torch.float64) * SD
-    out = {
-        "floor": energy_distance(gmm.sample(n, g(2)) * SD, ref),
-        "teacher_16": energy_distance(teacher_sample(teacher, {}, None, z, 1.0, 16), ref),
-        "teacher_1": energy_distance(teacher_sample(teacher, {}, None, z, 1.0, 1), ref),
-    }
-    samples = {}
+    samples = {"teacher_16": teacher_sample(teacher, {}, None, z, 1.0, 16),
+               "teacher_1": teacher_sample(teacher, {}, None, z, 1.0, 1)}
     for steps in (1, 2):
-        s = consistency_sample(student, {}, z.float(), consistency_times(steps), g(3)).double()
-        samples[steps] = s
-        out[f"student_{steps}"] = energy_distance(s, ref)
+        samples[f"student_{steps}"] = consistency_sample(student, {}, z.float(), consistency_times(steps), g(3)).double()
     ll = lambda x: float(gmm.log_prob(x / SD).mean())
+    out = {"floor": energy_distance(gmm.sample(n, g(2)) * SD, ref)}
+    out.update({k: energy_distance(x, ref) for k, x in samples.items()})
     out.update({f"in_mode_{k}": in_mode_fraction(gmm, x) for k, x in
-                (("data", ref), ("teacher_16", teacher_sample(teacher, {}, None, z, 1.0, 16)), ("student_1", samples[1]))})
-    out.update(loglik_data=ll(ref), loglik_teacher_16=ll(teacher_sample(teacher, {}, None, z, 1.0, 16)),
-               loglik_teacher_1=ll(teacher_sample(teacher, {}, None, z, 1.0, 1)),
-               loglik_student_1=ll(samples[1]), loglik_student_2=ll(samples[2]))
+                (("data", ref), ("teacher_16", samples["teacher_16"]), ("student_1", samples["student_1"]))})
+    out.update({"loglik_data": ll(ref), **{f"loglik_{k}": ll(x) for k, x in samples.items()}})
     return out, ref, samples
 
 
@@ -180,10 +174,9 @@ def scatter_png(path: Path, panels: dict[str, torch.Tensor]) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run(cfg: Toy2DConfig, out_dir: Path, progress: bool = True) -> dict:
@@ -191,16 +184,13 @@ def run(cfg: Toy2DConfig, out_dir: Path, progress: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     student, teacher, gmm, info = distill(cfg, progress)
     metrics, ref, samples = evaluate(student, teacher, gmm, cfg.n_eval, cfg.seed + 1000)
-    z = torch.randn(cfg.n_eval, 2, generator=torch.Generator().manual_seed(cfg.seed + 1001), dtype=torch.float64) * SD
     scatter_png(out_dir / f"{cfg.method}.png", {
         "mixture (data)": ref,
-        "teacher, 16 steps": teacher_sample(teacher, {}, None, z, 1.0, 16),
-        "teacher, 1 step": teacher_sample(teacher, {}, None, z, 1.0, 1),
-        f"{cfg.method} student, 1 step": samples[1],
-        f"{cfg.method} student, 2 steps": samples[2],
+        "teacher, 16 steps": samples["teacher_16"],
+        "teacher, 1 step": samples["teacher_1"],
+        f"{cfg.method} student, 1 step": samples["student_1"],
+        f"{cfg.method} student, 2 steps": samples["student_2"],
     })
     result = {"config": asdict(cfg), "energy_distance": metrics, **{k: v for k, v in info.items() if k != "curve"}}
-    tmp = out_dir / f"{cfg.method}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out_dir / f"{cfg.method}.json")
+    write_json(out_dir / f"{cfg.method}.json", result)
     return result

@@ -13,10 +13,10 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from .baseline import forward_pairs
-from .denoiser import Condition, Denoiser, condition_batch_size, repeat_condition, with_guidance
+from .denoiser import Condition, Denoiser, condition_batch_size, with_guidance
 from .filters import brightness_keep
 from .loss import scm_loss
-from .rollout import draw_guidance, guided_velocity, rollout
+from .rollout import draw_guidance, guided_velocity, pair_condition, rollout
 from .routes import sample_routes
 from .schedules import RSchedule
 from .trigflow import SIGMA_DATA
@@ -155,7 +155,7 @@ def tbcm_pairs(
         keep = torch.ones(b, dtype=torch.bool)
     k = traj.pairs_per_prompt
     x_t, t, dxdt = traj.flat()
-    student_cond = with_guidance(repeat_condition(cond, k), traj.guidance.repeat_interleave(k))
+    student_cond = with_guidance(pair_condition(cond, traj), traj.guidance.repeat_interleave(k))
     pair_weight = keep.to(device=x_t.device, dtype=x_t.dtype).repeat_interleave(k)
     return x_t, t, dxdt, student_cond, pair_weight, traj, keep
 

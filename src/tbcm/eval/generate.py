@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, sana_denoiser
+from ..models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser
 from ..sampler import consistency_sample, consistency_times, teacher_sample
 from ..trigflow import SIGMA_DATA
 
@@ -31,8 +31,6 @@ class Generator:
     text_max_length: int = 24
 
     def encode(self, prompts):
-        from ..world.text import encode_prompts
-
         e, m = encode_prompts(self.tokenizer, self.encoder, list(prompts), self.text_max_length)
         return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..atomic import atomic_path
+
 
 def image_grid(
     images: torch.Tensor | np.ndarray,
@@ -46,7 +48,6 @@ def image_grid(
             for j, line in enumerate(lines):
                 draw.text((x0, y0 + cell + 2 + j * line_h), line, fill="black", font=font)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    canvas.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp)
     return path

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import atomic_path, write_text
+
 COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "n")
 
 
@@ -27,10 +29,9 @@ def _plot_steps(student: dict, teacher: dict, path: Path) -> None:
         ax.set_xticks(steps)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _plot_curve(curve: list[dict], path: Path) -> None:
@@ -46,10 +47,9 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("sCM loss (with adaptive weight)")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: Path) -> Path:
@@ -81,7 +81,5 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
         grid_dir = out.parent / "grids" / d
         for png in sorted(grid_dir.glob("*.png")) if grid_dir.is_dir() else []:
             lines += [f"![{png.stem}](grids/{d}/{png.name})", ""]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(out)
+    write_text(out, "\n".join(lines))
     return out

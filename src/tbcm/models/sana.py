@@ -27,6 +27,7 @@ A condition here is {"prompt_embeds": [B, L, C], "prompt_attention_mask": [B, L]
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from diffusers import SanaTransformer2DModel
@@ -189,3 +190,30 @@ def tiny_sana_config(
         qk_norm="rms_norm_across_heads",
         timestep_scale=1.0 / NUM_TRAIN_TIMESTEPS,
     )
+
+
+@torch.no_grad()
+def encode_prompts(
+    tokenizer, encoder, prompts: Sequence[str], max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt_embeds [B, L, C], prompt_attention_mask [B, L]) exactly as SanaPipeline.encode_prompt gives them.
+
+    With complex_human_instruction=None the pipeline's token selection [0] + range(1 - L, 0) is the
+    identity on an L-token sequence, so it is not repeated here.
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    texts = [p.lower().strip() for p in prompts]  # SanaPipeline._text_preprocessing, clean_caption=False
+    tokenizer.padding_side = "right"
+    tokens = tokenizer(
+        texts,
+        padding="max_length",
+        max_length=max_length,
+        truncation=True,
+        add_special_tokens=True,
+        return_tensors="pt",
+    )
+    device = next(encoder.parameters()).device
+    mask = tokens.attention_mask.to(device)
+    embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    return embeds, mask

@@ -7,45 +7,22 @@ to it, renamed into place at the end) with a `metrics.json` and, where a person 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_dir, write_json
 from ..eval.mjhq import load_images, load_meta
 from . import shapes
 from .autoencoder import AutoencoderConfig, psnr, to_model_space, train_autoencoder
 from .judge import JudgeConfig, build_judge, train_judge, zero_shot_choice
 from .teacher import TeacherConfig, train_teacher
-from .text import build_text_encoder, build_tokenizer, encode_prompts
+from ..models.sana import encode_prompts
+from .text import build_text_encoder, build_tokenizer
 
 TEXT_MAX_LENGTH = 24  # the longest grammar caption is ~16 words plus <bos>
-
-
-@contextmanager
-def atomic_dir(out: Path):
-    """Yield a temp folder that replaces `out` only if the block finishes."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
 
 
 def load_split(root: Path, resolution: int | None = None):

@@ -7,13 +7,12 @@ into and load from a diffusers Sana pipeline folder, so SanaPipeline / SanaSprin
 unchanged. Special tokens follow Gemma's ids (pad 0, eos 1, bos 2, unk 3) and, as Gemma's tokenizer
 does, a <bos> starts every sequence, so even the empty prompt has one unmasked token.
 
-`encode_prompts` reproduces SanaPipeline.encode_prompt with complex_human_instruction=None and
-clean_caption=False: lower-case and strip, pad right to max_length, truncate, encode with the mask.
+Prompts are encoded by `tbcm.models.sana.encode_prompts`, the same function as at Sana scale.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
@@ -83,30 +82,3 @@ def build_text_encoder(
         torch.manual_seed(seed)
         encoder = Gemma2Model(config)
     return encoder.eval().requires_grad_(False)
-
-
-@torch.no_grad()
-def encode_prompts(
-    tokenizer: PreTrainedTokenizerFast, encoder: Gemma2Model, prompts: Sequence[str], max_length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt_embeds [B, L, C], prompt_attention_mask [B, L]) exactly as SanaPipeline.encode_prompt gives them.
-
-    With complex_human_instruction=None the pipeline's token selection [0] + range(1 - L, 0) is the
-    identity on an L-token sequence, so it is not repeated here.
-    """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    texts = [p.lower().strip() for p in prompts]  # SanaPipeline._text_preprocessing, clean_caption=False
-    tokenizer.padding_side = "right"
-    tokens = tokenizer(
-        texts,
-        padding="max_length",
-        max_length=max_length,
-        truncation=True,
-        add_special_tokens=True,
-        return_tensors="pt",
-    )
-    device = next(encoder.parameters()).device
-    mask = tokens.attention_mask.to(device)
-    embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
-    return embeds, mask
