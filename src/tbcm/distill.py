@@ -1,4 +1,4 @@
-"""The distillation stage on a diffusers Sana teacher: prompts -> TBCM (or sCM) -> SanaSprintPipeline folder.
+"""The distillation stage on a diffusers Sana teacher: prompts -> TBCM -> SanaSprintPipeline folder.
 
 Image-free as in the paper: it reads the teacher's transformer, text encoder and tokenizer, the
 prompts and the black latent. The VAE is never run here (its folder is only copied into the
@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from .denoiser import Condition
-from .models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
+from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
+                          sana_denoiser, student_from_teacher)
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
@@ -44,21 +45,6 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
-def load_teacher_parts(folder: str | Path):
-    """(transformer, text_encoder, tokenizer) of a SanaPipeline folder, without touching its VAE."""
-    from diffusers import SanaTransformer2DModel
-    from transformers import AutoModel, AutoTokenizer
-
-    folder = Path(folder)
-    for sub in ("transformer", "text_encoder", "tokenizer"):
-        if not (folder / sub).is_dir():
-            raise ValueError(f"teacher folder {folder} has no '{sub}' (expected a diffusers SanaPipeline folder)")
-    transformer = SanaTransformer2DModel.from_pretrained(folder / "transformer").eval().requires_grad_(False)
-    encoder = AutoModel.from_pretrained(folder / "text_encoder").eval().requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-    return transformer, encoder, tokenizer
-
-
 def encoder_fn(tokenizer, encoder, max_length: int):
     def encode(prompts: list[str]) -> Condition:
         e, m = encode_prompts(tokenizer, encoder, prompts, max_length)
@@ -76,7 +62,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         raise ValueError("distillation needs at least one prompt")
     if black_latent is not None and not torch.isfinite(black_latent).all():
         raise ValueError("black latent contains NaN or Inf")
-    teacher_tr, encoder, tokenizer = load_teacher_parts(teacher_dir)
+    teacher_tr, encoder, tokenizer = load_pipeline_parts(teacher_dir)
+    teacher_tr.requires_grad_(False)
     encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)
     student_tr = student_from_teacher(teacher_tr, seed=cfg.seed).train()
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)

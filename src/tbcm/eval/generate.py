@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser
+from ..models.sana import (GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
+                          sana_denoiser)
 from ..sampler import consistency_sample, consistency_times, teacher_sample
 from ..trigflow import SIGMA_DATA
 
@@ -36,15 +37,14 @@ class Generator:
 
 
 def load_generator(folder: str | Path, text_max_length: int = 24) -> Generator:
-    from diffusers import AutoencoderDC, SanaTransformer2DModel
-    from transformers import AutoModel, AutoTokenizer
+    from diffusers import AutoencoderDC
 
     folder = Path(folder)
     index = folder / "model_index.json"
     if not index.is_file():
         raise ValueError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
     cls = json.loads(index.read_text())["_class_name"]
-    tr = SanaTransformer2DModel.from_pretrained(folder / "transformer").eval()
+    tr, encoder, tokenizer = load_pipeline_parts(folder)
     if cls == "SanaPipeline":
         kind, den = "teacher", sana_denoiser(tr)
     elif cls == "SanaSprintPipeline":
@@ -52,9 +52,7 @@ def load_generator(folder: str | Path, text_max_length: int = 24) -> Generator:
     else:
         raise ValueError(f"{folder}: unsupported pipeline class {cls} (expected SanaPipeline or SanaSprintPipeline)")
     c = tr.config
-    return Generator(kind, den, AutoTokenizer.from_pretrained(folder / "tokenizer"),
-                     AutoModel.from_pretrained(folder / "text_encoder").eval(),
-                     AutoencoderDC.from_pretrained(folder / "vae").eval(),
+    return Generator(kind, den, tokenizer, encoder, AutoencoderDC.from_pretrained(folder / "vae").eval(),
                      (c.in_channels, c.sample_size, c.sample_size), text_max_length)
 
 

@@ -217,3 +217,19 @@ def encode_prompts(
     mask = tokens.attention_mask.to(device)
     embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
     return embeds, mask
+
+
+def load_pipeline_parts(folder):
+    """(transformer, text_encoder, tokenizer) of a saved SanaPipeline or SanaSprintPipeline folder, in eval
+    mode, without loading its VAE; a folder lacking one of them stops here, naming it."""
+    from pathlib import Path
+
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    for sub in ("transformer", "text_encoder", "tokenizer"):
+        if not (folder / sub).is_dir():
+            raise ValueError(f"{folder} has no '{sub}' (expected a diffusers SanaPipeline or SanaSprintPipeline folder)")
+    transformer = SanaTransformer2DModel.from_pretrained(folder / "transformer").eval()
+    encoder = AutoModel.from_pretrained(folder / "text_encoder").eval().requires_grad_(False)
+    return transformer, encoder, AutoTokenizer.from_pretrained(folder / "tokenizer")
