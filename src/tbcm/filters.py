@@ -36,14 +36,20 @@ def brightness_keep(
     threshold: float = 1.0,
     sigma_d: float = SIGMA_DATA,
     generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which prompts to keep (bool [B]) and their distance to black (float [B]).
 
-    A threshold <= 0 disables the filter.
+    A threshold <= 0 disables the filter. `uniform` [B] are the U(0, 1) draws to use instead of
+    drawing from `generator` (a distributed step draws the whole batch's and hands each process its slice).
     """
     mse = black_distance(x0, black_latent, sigma_d)
     if threshold <= 0:
         return torch.ones_like(mse, dtype=torch.bool), mse
     p_drop = (1 - mse / threshold).clamp(0, 1)
-    u = torch.rand(mse.shape, generator=generator, dtype=torch.float64).to(mse.device)
+    if uniform is None:
+        uniform = torch.rand(mse.shape, generator=generator, dtype=torch.float64)
+    elif uniform.shape != mse.shape:
+        raise ValueError(f"uniform draws must have shape {tuple(mse.shape)}, got {tuple(uniform.shape)}")
+    u = uniform.to(device=mse.device, dtype=torch.float64)
     return u >= p_drop.double(), mse

@@ -3,19 +3,28 @@
 Both build a batch of pairs (x_t, t, dx/dt) and hand it to the same `optimize_pairs`, which computes
 `loss.scm_loss`, back-propagates, clips, and steps - unless the loss or the gradient norm is NaN/Inf
 or every pair was filtered out, in which case nothing is trained on and the reason is returned.
+
+Data-parallel training (`collective`, e.g. an accelerate.Accelerator under `accelerate launch`): every
+process draws the randomness of the WHOLE step (all processes' prompts, routes, guidance, noise and
+filter draws) from the same seeded generator and keeps its own slice, so P processes with B prompts
+each compute exactly the batch one process with P * B prompts would. Each process's loss is scaled by
+its share of the step's kept pairs, so the gradient average DDP takes is the mean over all kept pairs;
+every skip decision (all filtered, NaN/Inf loss or gradient) is taken on global values, so all
+processes skip together and none waits forever in a collective the others left.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, ContextManager, Iterable, Protocol, Sequence
 
 import torch
 
 from .baseline import forward_pairs
 from .denoiser import Condition, Denoiser, condition_batch_size, with_guidance
 from .filters import brightness_keep
-from .loss import scm_loss
+from .loss import check_pairs, scm_loss
 from .rollout import draw_guidance, guided_velocity, pair_condition, rollout
 from .routes import sample_routes
 from .schedules import RSchedule
@@ -68,6 +77,26 @@ class SkipCounter:
         return sum(self.counts.values())
 
 
+class Collective(Protocol):
+    """What a data-parallel step needs from its process group (accelerate.Accelerator provides all of it)."""
+
+    num_processes: int
+    process_index: int
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "sum") -> torch.Tensor: ...
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+
+    def clip_grad_norm_(self, parameters, max_norm: float): ...
+
+
+def _world(collective: Collective | None) -> tuple[int, int]:
+    """(rank, world size); a missing collective is one process."""
+    if collective is None:
+        return 0, 1
+    return int(collective.process_index), int(collective.num_processes)
+
+
 def _default_backward(loss: torch.Tensor) -> None:
     loss.backward()
 
@@ -86,31 +115,57 @@ def optimize_pairs(
     pair_weight: torch.Tensor | None = None,
     backward: Callable[[torch.Tensor], None] = _default_backward,
     clip_grad_norm: Callable = torch.nn.utils.clip_grad_norm_,
+    frozen: Denoiser | None = None,
+    collective: Collective | None = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
 ) -> StepResult:
-    """Loss, backward, clip, step, with the NaN/Inf and empty-batch guards. `backward` and
-    `clip_grad_norm` are injectable so an accelerate.Accelerator can take them over."""
+    """Loss, backward, clip, step, with the NaN/Inf and empty-batch guards.
+
+    `backward` and `clip_grad_norm` are injectable (tests inject failures). With a `collective` of
+    more than one process they are the collective's (DDP's gradient averaging, clipping on the
+    averaged gradient), `student` and `weight_fn` are its wrapped modules, `frozen` the unwrapped
+    student for the no-grad JVP pass, and the returned loss and statistics are means over processes.
+    `autocast` wraps the forward passes only (mixed precision; backward runs outside it).
+    """
     params = list(params)
+    check_pairs(x_t, t, dxdt)
     r = cfg.r(step)
     res = StepResult(step=step, r=r, n_pairs=int(x_t.shape[0]))
     optimizer.zero_grad(set_to_none=True)
-    if pair_weight is not None and float(pair_weight.sum()) == 0:
+    _, world = _world(collective)
+    if world > 1:
+        backward, clip_grad_norm = collective.backward, collective.clip_grad_norm_
+        local_w = pair_weight.sum().double() if pair_weight is not None else torch.tensor(float(x_t.shape[0]), dtype=torch.float64)
+        total_w = float(collective.reduce(local_w.reshape(1).to(x_t.device), "sum"))
+        if total_w == 0:
+            res.skipped = "all_filtered"
+            return res
+    elif pair_weight is not None and float(pair_weight.sum()) == 0:
         res.skipped = "all_filtered"
         return res
-    out = scm_loss(
-        student, weight_fn, x_t, t, dxdt, cond, r,
-        sigma_d=cfg.sigma_d, tangent_c=cfg.tangent_c, pair_weight=pair_weight, tangent_method=cfg.tangent_method,
-    )
-    res.stats = {
-        "mse": float(out.mse.mean()),
-        "logvar": float(out.logvar.mean()),
-        "tangent_norm": float(out.tangent_norm.mean()),
-    }
-    if not torch.isfinite(out.loss):
+    with autocast():
+        out = scm_loss(
+            student, weight_fn, x_t, t, dxdt, cond, r,
+            sigma_d=cfg.sigma_d, tangent_c=cfg.tangent_c, pair_weight=pair_weight, tangent_method=cfg.tangent_method,
+            frozen=frozen,
+        )
+    loss = out.loss
+    summary = torch.stack([out.loss.detach().float(), out.mse.float().mean(), out.logvar.float().mean(),
+                           out.tangent_norm.float().mean()])
+    if world > 1:
+        # This process's weighted mean times its share of the kept pairs: DDP's average over
+        # processes of these is the weighted mean over every kept pair of the global batch.
+        share = float(local_w) * world / total_w
+        loss = loss * share
+        summary[0] = summary[0] * share
+        summary = collective.reduce(summary.to(x_t.device), "mean").cpu()
+    res.stats = {"mse": float(summary[1]), "logvar": float(summary[2]), "tangent_norm": float(summary[3])}
+    if not torch.isfinite(summary[0]):  # in a group: NaN/Inf on any process poisons the mean, so all skip
         res.skipped = "nonfinite_loss"
         return res
-    backward(out.loss)
+    backward(loss)
     grad_norm = clip_grad_norm(params, cfg.grad_clip)
-    res.loss, res.grad_norm = float(out.loss.detach()), float(grad_norm)
+    res.loss, res.grad_norm = float(summary[0]), float(grad_norm)
     if not torch.isfinite(torch.as_tensor(grad_norm)):
         optimizer.zero_grad(set_to_none=True)
         res.skipped = "nonfinite_grad"
@@ -130,27 +185,42 @@ def tbcm_pairs(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     batch: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
 ):
     """Roll the teacher out for each prompt of `cond` and return the student's pair batch.
 
     Returns (x_t, t, dx/dt, student condition with guidance, pair weight, trajectory, keep mask).
     All randomness (routes, guidance, noise, filter) comes from `generator`, drawn on the CPU, so a
-    run is reproducible across devices and resumable from the generator's state.
+    run is reproducible across devices and resumable from the generator's state. With
+    `world_size` > 1, `cond` holds this process's B prompts; the draws are made for all
+    world_size * B prompts of the step, in the order one process would make them, and rows
+    [rank * B, (rank + 1) * B) are kept.
     """
     b = condition_batch_size(cond) or batch
     if batch is not None and b != batch:
         raise ValueError(f"batch={batch} but the condition has {b} rows")
     if not b:
         raise ValueError("empty prompt batch: the condition has no rows (pass batch= for an unconditional model)")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside a group of {world_size} processes")
+    n = b * world_size
     routes = sample_routes(
-        cfg.route_scheme, b, cfg.route_steps, generator,
+        cfg.route_scheme, n, cfg.route_steps, generator,
         shift=cfg.route_shift, p_mean=cfg.p_mean, p_std=cfg.p_std, sigma_d=cfg.sigma_d,
     )
-    guidance = draw_guidance(b, cfg.guidance_scales, generator)
-    noise = torch.randn((b, *latent_shape), generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
-    traj = rollout(teacher, cond, uncond, routes, noise * cfg.sigma_d, guidance, cfg.sigma_d)
-    if black_latent is not None:
-        keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, generator)
+    guidance = draw_guidance(n, cfg.guidance_scales, generator)
+    noise = torch.randn((n, *latent_shape), generator=generator, dtype=torch.float64)
+    filtering = black_latent is not None and cfg.brightness_threshold > 0
+    # The filter's draws come last, as when they were drawn after the rollout (which draws nothing).
+    uniform = torch.rand(n, generator=generator, dtype=torch.float64) if filtering else None
+    mine = slice(rank * b, (rank + 1) * b)
+    routes, guidance, noise = routes[mine], guidance[mine], noise[mine].to(device=device, dtype=dtype)
+    with autocast():
+        traj = rollout(teacher, cond, uncond, routes, noise * cfg.sigma_d, guidance, cfg.sigma_d)
+    if filtering:
+        keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, uniform=uniform[mine])
     else:
         keep = torch.ones(b, dtype=torch.bool)
     k = traj.pairs_per_prompt
@@ -176,17 +246,27 @@ def tbcm_step(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     batch: int | None = None,
+    collective: Collective | None = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
     **optimize_kw,
 ) -> StepResult:
-    """One TBCM step (Alg. 1): rollout -> brightness filter -> sCM loss on the trajectory pairs."""
+    """One TBCM step (Alg. 1): rollout -> brightness filter -> sCM loss on the trajectory pairs.
+
+    With a `collective`, `cond` is this process's slice of the step's prompts and the result counts
+    (prompts, dropped prompts) are the whole step's."""
+    rank, world = _world(collective)
     x_t, t, dxdt, scond, weight, _, keep = tbcm_pairs(
-        teacher, cond, uncond, latent_shape, cfg, generator, black_latent, device, dtype, batch
+        teacher, cond, uncond, latent_shape, cfg, generator, black_latent, device, dtype, batch,
+        rank=rank, world_size=world, autocast=autocast,
     )
+    n_dropped = int((~keep).sum())
+    if world > 1:
+        n_dropped = int(collective.reduce(torch.tensor([n_dropped], device=x_t.device), "sum"))
     res = optimize_pairs(
         student, weight_fn, optimizer, params, x_t, t, dxdt, scond, step, cfg,
-        pair_weight=None if bool(keep.all()) else weight, **optimize_kw,
+        pair_weight=None if n_dropped == 0 else weight, collective=collective, autocast=autocast, **optimize_kw,
     )
-    res.n_prompts, res.n_dropped = int(keep.numel()), int((~keep).sum())
+    res.n_prompts, res.n_dropped = int(keep.numel()) * world, n_dropped
     return res
 
 
