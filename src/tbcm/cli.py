@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -139,9 +140,13 @@ def _distill(args) -> int:
         r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], r["final"]),
     )
     cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"],
-                        adaptive_weight=p["adaptive_weight"], method=method)
-    info = run_distill(args.teacher, prompts, black, args.out, cfg)
-    _print({k: v for k, v in info.items() if k not in ("curve", "config")})
+                        adaptive_weight=p["adaptive_weight"], precision=p["precision"],
+                        gradient_checkpointing=p["gradient_checkpointing"], ema_decay=p["ema_decay"],
+                        checkpoint_every=p["checkpoint_every"], checkpoint_keep=p["checkpoint_keep"], method=method)
+    info = run_distill(args.teacher, prompts, black, args.out, cfg, progress=not args.quiet,
+                       checkpoint_dir=args.checkpoint_dir, resume=args.resume, live_dir=args.live)
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one summary, from the main process
+        _print({k: v for k, v in info.items() if k not in ("curve", "config")})
     return 0
 
 
@@ -218,11 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = stage("black-latent", _black_latent, "VAE latent of an all-black image (the brightness filter's reference)")
     s.add_argument("--teacher", required=True, help="diffusers SanaPipeline folder (its vae/ is used)")
     s.add_argument("--out", required=True, help="output .pt file")
-    s = stage("distill", _distill, "TBCM distillation of a SanaPipeline teacher into a SanaSprintPipeline student")
+    s = stage("distill", _distill, "TBCM distillation of a SanaPipeline teacher into a SanaSprintPipeline student "
+                                   "(data parallel: accelerate launch --multi_gpu --num_processes N -m tbcm.cli distill ...; "
+                                   "without a GPU the same command runs N CPU processes over gloo)")
     s.add_argument("--teacher", required=True)
     s.add_argument("--prompts", required=True, help="text file, one prompt per line")
     s.add_argument("--black-latent", required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="SanaSprintPipeline folder, written whole at the end")
+    s.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoints every distill.checkpoint_every steps (default: <out>.ckpt beside --out)")
+    s.add_argument("--resume", default=None, metavar="latest|PATH",
+                   help="'latest': continue this setup's newest checkpoint (afresh if none); or a checkpoint file")
+    s.add_argument("--live", default=None, metavar="DIR", help="dvclive folder for per-step training curves (DVC plots)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s = stage("report", _report, "collect metrics, plots and grids into a Markdown report")
     s.add_argument("--teacher", required=True, help="teacher metrics JSON")
     s.add_argument("--student", required=True, help="student metrics JSON")

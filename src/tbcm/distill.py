@@ -4,10 +4,29 @@ Image-free as in the paper: it reads the teacher's transformer, text encoder and
 prompts and the black latent. The VAE is never run here (its folder is only copied into the
 exported pipeline). Each step encodes its prompts once and reuses the encoding for all N - 1 pairs
 of each prompt's trajectory.
+
+Long runs (issue 6):
+- Checkpoints every `checkpoint_every` steps into a folder beside the output (`<out>.ckpt/` by
+  default; tbcm.checkpoint), never inside it: a workflow deletes a job's declared output before it
+  reruns it and the exported folder only appears, whole, at the end. Each holds the student, w_phi,
+  the optimiser, the EMA, the step, the logs and every RNG the run draws from (the prompt sampler,
+  the step generator, each process's Python and torch global RNGs), so `resume="latest"` continues
+  bit for bit.
+- Data parallel with accelerate (`accelerate launch --multi_gpu --num_processes N -m tbcm.cli distill
+  ...`; without a GPU the same command forms a gloo group of N CPU processes, whereas accelerate's
+  `--cpu` flag starts a single process unless MPI is set up): `prompts_per_step` is per
+  process; each process draws the whole step's prompts and randomness and trains on its slice
+  (train_step.py), so P processes of B prompts are one process of P * B prompts.
+- `precision: bf16` autocasts the teacher rollout and the student's forward passes (weights,
+  optimiser and loss stay fp32); `gradient_checkpointing` recomputes the student's blocks in the
+  backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
+  `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
+- `live_dir`: per-step curves for `dvc plots` (tbcm.curves).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,24 +34,55 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
+                         set_rng_state)
 from .denoiser import Condition
 from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser, student_from_teacher)
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class DistillConfig:
     steps: int = 300
-    prompts_per_step: int = 4
+    prompts_per_step: int = 4  # per process
     lr: float = 1e-4
     weight_lr: float = 1e-2  # w_phi only tracks log L(t): it may move faster than the student
     adaptive_weight: bool = True  # False: w(t) frozen at 0 (docs/known-answer.md)
     text_max_length: int = 24
     seed: int = 0
     log_every: int = 10
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    gradient_checkpointing: bool = False
+    ema_decay: float | None = None  # None: no EMA; else diffusers EMAModel(decay=...), exported instead of the student
+    checkpoint_every: int | None = 100  # None: no checkpoints
+    checkpoint_keep: int = 2  # newest checkpoints kept per fingerprint
     method: MethodConfig = field(default_factory=MethodConfig)
+
+
+def check_config(cfg: DistillConfig) -> None:
+    """Stop before any work on a value the run cannot use, naming its params.yaml key."""
+    def need(ok: bool, key: str, rule: str, value) -> None:
+        if not ok:
+            raise ValueError(f"distill.{key} must be {rule}, got {value!r}")
+
+    need(isinstance(cfg.steps, int) and cfg.steps >= 1, "steps", "an integer >= 1", cfg.steps)
+    need(isinstance(cfg.prompts_per_step, int) and cfg.prompts_per_step >= 1, "prompts_per_step", "an integer >= 1",
+         cfg.prompts_per_step)
+    need(isinstance(cfg.log_every, int) and cfg.log_every >= 1, "log_every", "an integer >= 1", cfg.log_every)
+    need(cfg.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", cfg.precision)
+    need(isinstance(cfg.gradient_checkpointing, bool), "gradient_checkpointing", "true or false",
+         cfg.gradient_checkpointing)
+    need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
+         "null or a number in (0, 1)", cfg.ema_decay)
+    need(cfg.checkpoint_every is None or (isinstance(cfg.checkpoint_every, int) and cfg.checkpoint_every >= 1),
+         "checkpoint_every", "null or an integer >= 1", cfg.checkpoint_every)
+    need(isinstance(cfg.checkpoint_keep, int) and cfg.checkpoint_keep >= 1, "checkpoint_keep", "an integer >= 1",
+         cfg.checkpoint_keep)
+    need(cfg.method.grad_clip > 0, "grad_clip", "> 0", cfg.method.grad_clip)
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -53,50 +103,184 @@ def encoder_fn(tokenizer, encoder, max_length: int):
     return encode
 
 
+def default_checkpoint_dir(out: str | Path) -> Path:
+    """`<out>.ckpt` beside the output folder (see the module docstring for why not inside it)."""
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
+
+def make_accelerator(cfg: DistillConfig):
+    """An accelerate.Accelerator for this run: one process, or the group `accelerate launch` started.
+
+    Mixed precision is ours (`distill.precision`, torch.autocast around the forward passes only), so
+    an accelerate config that sets its own is refused rather than silently stacked on top.
+    """
+    import os
+
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+
+    # Without a GPU, cpu=True is what lets a torchrun-style launch (`accelerate launch --multi_gpu`,
+    # `torchrun`) form a gloo group; otherwise every process would train alone on the same output.
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != acc.num_processes:
+        raise ValueError(f"started as one of WORLD_SIZE={launched} processes but accelerate formed a group of "
+                         f"{acc.num_processes}; check the accelerate launch flags")
+    if acc.mixed_precision != "no":
+        raise ValueError(f"accelerate is configured with mixed_precision={acc.mixed_precision!r}; leave it 'no' and "
+                         f"set distill.precision (now {cfg.precision!r}) instead")
+    if acc.distributed_type not in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        # FSDP/DeepSpeed shard the student, but the JVP pass calls the unwrapped student and the
+        # checkpoints save its full state dict: neither is implemented for sharded parameters.
+        raise ValueError(f"accelerate distributed_type {acc.distributed_type} is not supported by tbcm distill; "
+                         "use DDP (multi-GPU or multi-CPU)")
+    return acc
+
+
 def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch.Tensor | None, out: str | Path,
-                cfg: DistillConfig, progress: bool = True) -> dict:
-    """Distil and export; returns the training log (also written to out/train_log.json)."""
-    if cfg.steps < 1 or cfg.prompts_per_step < 1:
-        raise ValueError(f"distill.steps and distill.prompts_per_step must be >= 1, got {cfg.steps}, {cfg.prompts_per_step}")
+                cfg: DistillConfig, progress: bool = True, *, checkpoint_dir: str | Path | None = None,
+                resume: str | Path | None = None, live_dir: str | Path | None = None, accelerator=None) -> dict:
+    """Distil and export; returns the training log (also written to out/train_log.json).
+
+    checkpoint_dir: where checkpoints go (default `<out>.ckpt`); resume: None (start afresh),
+    "latest" (this setup's newest checkpoint, or afresh if none) or a checkpoint file/folder;
+    live_dir: dvclive folder for per-step curves (None: none); accelerator: an accelerate.Accelerator
+    (default: `make_accelerator`).
+    """
+    check_config(cfg)
     if not prompts:
         raise ValueError("distillation needs at least one prompt")
     if black_latent is not None and not torch.isfinite(black_latent).all():
         raise ValueError("black latent contains NaN or Inf")
+    acc = accelerator if accelerator is not None else make_accelerator(cfg)
+    device, rank, world, main = acc.device, acc.process_index, acc.num_processes, acc.is_main_process
+    ckpts = Checkpoints(checkpoint_dir if checkpoint_dir is not None else default_checkpoint_dir(out),
+                        fingerprint(asdict(cfg), teacher_dir, prompts, black_latent, world))
+    resume_path = ckpts.resolve(resume)
+    state = ckpts.load(resume_path) if resume_path is not None else None
+    if state is not None and state["step"] > cfg.steps:
+        raise ValueError(f"checkpoint {resume_path} is at step {state['step']}, beyond distill.steps={cfg.steps}")
+    if main:
+        if resume is not None and state is None:
+            print(f"distill: no checkpoint to resume in {ckpts.folder}; starting afresh")
+        elif state is not None:
+            print(f"distill: resuming from {resume_path} (step {state['step']})")
+        if resume == "latest" and ckpts.others():
+            print(f"distill: {len(ckpts.others())} checkpoint folder(s) in {ckpts.root} belong to another "
+                  "configuration, teacher, prompt set or process count and are ignored")
+
     teacher_tr, encoder, tokenizer = load_pipeline_parts(teacher_dir)
     teacher_tr.requires_grad_(False)
+    student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)  # on the CPU; acc.prepare places it
+    teacher_tr.to(device)
+    encoder.to(device)
     encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)
-    student_tr = student_from_teacher(teacher_tr, seed=cfg.seed).train()
+    weight = AdaptiveWeight(seed=cfg.seed)
+    if state is not None:
+        student_tr.load_state_dict(state["student"])
+        weight.load_state_dict(state["weight"])
+    if cfg.gradient_checkpointing:
+        student_tr.enable_gradient_checkpointing()
+    student_tr.train()
+    weight.requires_grad_(cfg.adaptive_weight)
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
-    weight = AdaptiveWeight(seed=cfg.seed).requires_grad_(cfg.adaptive_weight)
     groups = [{"params": list(student_tr.parameters()), "lr": cfg.lr}]
     if cfg.adaptive_weight:
         groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     params = [p for g_ in groups for p in g_["params"]]
+    # DDP wraps the modules that receive gradients; the frozen (no-grad JVP) pass calls the plain student.
+    if cfg.adaptive_weight:
+        student_ddp, weight_ddp, opt = acc.prepare(student, weight, opt)
+    else:
+        student_ddp, opt = acc.prepare(student, opt)
+        weight_ddp = weight.to(device)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+    ema = None
+    if cfg.ema_decay is not None:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(student_tr.parameters(), decay=cfg.ema_decay)
+        if state is not None:
+            ema.load_state_dict(state["ema"])
+        ema.to(device)
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
     uncond = encode([""])
-    rng = random.Random(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    skips, log, t0 = SkipCounter(), [], time.time()
-    it = range(cfg.steps)
-    if progress:
+    autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
+                else contextlib.nullcontext)
+
+    rng = random.Random(cfg.seed)  # prompt sampler: the same on every process
+    g = torch.Generator().manual_seed(cfg.seed)  # routes, guidance, noise, filter: the same on every process
+    skips, log, history, start, elapsed = SkipCounter(), [], [], 0, 0.0
+    if state is not None:
+        set_python_rng_state(rng, state["rng"]["prompt_sampler"])
+        g.set_state(state["rng"]["generator"])
+        set_rng_state(state["rng"]["processes"][rank])
+        skips.counts, log, history = dict(state["skips"]), list(state["curve"]), list(state["history"])
+        start, elapsed = int(state["step"]), float(state["seconds"])
+    curves = None
+    if live_dir is not None and main:
+        from .curves import TrainingCurves
+
+        curves = TrainingCurves(live_dir, history)
+
+    def save_checkpoint(next_step: int) -> None:
+        procs = [rng_state()]
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            procs = gather_object(procs)
+        if main:
+            ckpts.save(next_step, {
+                "step": next_step, "config": asdict(cfg), "student": student_tr.state_dict(),
+                "weight": weight.state_dict(), "optimizer": opt.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "rng": {"prompt_sampler": python_rng_state(rng), "generator": g.get_state(), "processes": procs},
+                "skips": dict(skips.counts), "curve": log, "history": history, "seconds": time.time() - t0,
+            }, cfg.checkpoint_keep)
+        acc.wait_for_everyone()
+
+    t0 = time.time() - elapsed
+    b = cfg.prompts_per_step
+    it = range(start, cfg.steps)
+    if progress and main:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"distill ({cfg.method.route_scheme} route)")
+        it = tqdm(it, desc=f"distill ({cfg.method.route_scheme} route)", initial=start, total=cfg.steps)
     for step in it:
-        batch = [prompts[rng.randrange(len(prompts))] for _ in range(cfg.prompts_per_step)]
-        res = tbcm_step(student, weight, opt, params, teacher, encode(batch), uncond, latent_shape, step, cfg.method, g,
-                        black_latent=black_latent)
+        batch = [prompts[rng.randrange(len(prompts))] for _ in range(b * world)]  # the whole step's prompts
+        res = tbcm_step(student_ddp, weight_ddp, opt, params, teacher, encode(batch[rank * b:(rank + 1) * b]), uncond,
+                        latent_shape, step, cfg.method, g, black_latent=black_latent, device=device, collective=acc,
+                        autocast=autocast, frozen=student)
         skips.update(res)
+        if ema is not None and res.skipped is None:
+            ema.step(student_tr.parameters())
+        row = {"step": step, "loss": res.loss, "grad_norm": res.grad_norm, "r": res.r,
+               "skipped": 0.0 if res.skipped is None else 1.0, "dropped_prompts": res.n_dropped, **res.stats}
+        history.append(row)
+        if curves is not None:
+            curves.log(row)
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             log.append({"step": step, "loss": res.loss, "grad_norm": res.grad_norm, "r": res.r, "skipped": res.skipped,
                         "dropped_prompts": res.n_dropped, **res.stats, "seconds": time.time() - t0})
-            if progress:
+            if progress and main:
                 it.set_postfix(loss=res.loss, r=round(res.r, 3))
+        if cfg.checkpoint_every is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            save_checkpoint(step + 1)
+    if curves is not None:
+        curves.close()
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
-            cfg.prompts_per_step * (cfg.method.route_steps - 1), "config": asdict(cfg), "curve": log}
-    export_student(teacher_dir, student_tr.eval(), encoder, tokenizer, out, info)
+            cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world,
+            "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},
+            "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg), "curve": log}
+    if ema is not None:
+        ema.copy_to(student_tr.parameters())  # after the last checkpoint, which keeps the online weights
+    if main:
+        export_student(teacher_dir, student_tr.eval(), encoder.cpu(), tokenizer, out, info)
+    acc.wait_for_everyone()
     return info
 
 
