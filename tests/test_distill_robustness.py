@@ -1,0 +1,249 @@
+"""Long-run machinery of `tbcm distill` on a tiny Sana teacher (issue 6): checkpoints and exact resume,
+bf16 autocast, gradient checkpointing, EMA, data parallelism with accelerate, dvclive curves."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import tbcm.distill as distill_mod
+from tbcm.checkpoint import step_files
+from tbcm.cli import main as cli_main
+from tbcm.config import load_params, validate
+from tbcm.distill import DistillConfig, check_config, run_distill
+from tbcm.schedules import RSchedule
+from tbcm.train_step import MethodConfig
+
+from tiny_teacher import PROMPTS, build_tiny_teacher
+
+ROOT = Path(__file__).resolve().parents[1]
+BLACK = torch.zeros(8, 4, 4)  # the tiny teacher's latents are [8, 4, 4]; threshold 5 drops most prompts
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return build_tiny_teacher(tmp_path_factory.mktemp("tiny") / "teacher")
+
+
+def config(**kw) -> DistillConfig:
+    method = kw.pop("method", {})
+    m = MethodConfig(route_steps=4, brightness_threshold=5.0, r=RSchedule(warmup_steps=2))
+    return DistillConfig(**{"steps": 6, "prompts_per_step": 2, "text_max_length": 12, **kw},
+                         method=dataclasses.replace(m, **method))
+
+
+def weights(folder: Path) -> dict:
+    return load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+
+
+def assert_same_tensors(a, b, where=""):
+    """Bitwise equality of nested dicts/lists of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_killed_run_resumes_bit_exactly(teacher, tmp_path, monkeypatch):
+    cfg = config(adaptive_weight=True, ema_decay=0.9, checkpoint_every=3, checkpoint_keep=1)
+    # The global RNGs start from different seeds in the two runs: only restoring them makes them agree.
+    torch.manual_seed(123), random.seed(123)
+    ref = run_distill(teacher, PROMPTS, BLACK, tmp_path / "a", cfg, progress=False, live_dir=tmp_path / "a_live")
+    ref_rng = torch.get_rng_state(), random.getstate()
+
+    real_step = distill_mod.tbcm_step
+
+    def dies_after_step_4(*args, **kw):
+        res = real_step(*args, **kw)
+        if res.step == 4:  # trained one step past the checkpoint at 3, then killed
+            raise KeyboardInterrupt
+        return res
+
+    torch.manual_seed(123), random.seed(123)
+    monkeypatch.setattr(distill_mod, "tbcm_step", dies_after_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        run_distill(teacher, PROMPTS, BLACK, tmp_path / "b", cfg, progress=False, live_dir=tmp_path / "b_live")
+    monkeypatch.setattr(distill_mod, "tbcm_step", real_step)
+    assert not (tmp_path / "b").exists()  # no half-written output
+    (ckpt_folder,) = [p for p in (tmp_path / "b.ckpt").iterdir()]
+    assert [s for s, _ in step_files(ckpt_folder)] == [3]
+
+    torch.manual_seed(999), random.seed(999)
+    res = run_distill(teacher, PROMPTS, BLACK, tmp_path / "b", cfg, progress=False, resume="latest",
+                      live_dir=tmp_path / "b_live")
+    assert res["resumed_from"]["step"] == 3 and res["exported_weights"] == "ema"
+    assert_same_tensors(weights(tmp_path / "a"), weights(tmp_path / "b"), "exported student")
+    assert [(r["step"], r["loss"], r["grad_norm"], r["skipped"]) for r in res["curve"]] == \
+           [(r["step"], r["loss"], r["grad_norm"], r["skipped"]) for r in ref["curve"]]
+    assert res["skipped"] == ref["skipped"]
+    # the final checkpoints (online student, w_phi, AdamW, EMA, every RNG) agree bit for bit
+    (a_folder,) = (tmp_path / "a.ckpt").iterdir()
+    assert [s for s, _ in step_files(a_folder)] == [6] and [s for s, _ in step_files(ckpt_folder)] == [6]
+    a = torch.load(step_files(a_folder)[-1][1], weights_only=True)
+    b = torch.load(step_files(ckpt_folder)[-1][1], weights_only=True)
+    for key in ("student", "weight", "optimizer", "ema", "rng", "history", "skips"):
+        assert_same_tensors(a[key], b[key], key)
+    assert not torch.equal(a["student"]["time_embed.guidance_embedder.linear_2.weight"], torch.zeros(1))
+    assert torch.equal(torch.get_rng_state(), ref_rng[0]) and random.getstate() == ref_rng[1]
+    # the exported EMA is not the online student, and the curves of the resumed run are whole
+    online = a["student"]["proj_out.weight"]
+    assert not torch.equal(weights(tmp_path / "a")["proj_out.weight"], online)
+    for name in ("loss.tsv", "grad_norm.tsv", "r.tsv", "skipped.tsv"):
+        live_a = (tmp_path / "a_live" / "plots" / "metrics" / name).read_text()
+        assert live_a == (tmp_path / "b_live" / "plots" / "metrics" / name).read_text(), name
+    assert len((tmp_path / "a_live" / "plots" / "metrics" / "r.tsv").read_text().splitlines()) == 1 + 6
+
+
+def test_resume_refuses_another_setup_and_latest_starts_afresh(teacher, tmp_path):
+    cfg = config(steps=2, checkpoint_every=2)
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "s", cfg, progress=False)
+    (folder,) = (tmp_path / "s.ckpt").iterdir()
+    other = dataclasses.replace(cfg, lr=3e-4)
+    with pytest.raises(ValueError, match=r"different distill\.lr"):
+        run_distill(teacher, PROMPTS, BLACK, tmp_path / "s", other, progress=False, resume=step_files(folder)[-1][1])
+    with pytest.raises(ValueError, match="different prompts"):
+        run_distill(teacher, PROMPTS[:3], BLACK, tmp_path / "s", cfg, progress=False, resume=folder)
+    info = run_distill(teacher, PROMPTS, BLACK, tmp_path / "s", other, progress=False, resume="latest")
+    assert info["resumed_from"] is None and len(list((tmp_path / "s.ckpt").iterdir())) == 2
+    with pytest.raises(ValueError, match="no such checkpoint file"):
+        run_distill(teacher, PROMPTS, BLACK, tmp_path / "s", cfg, progress=False, resume=tmp_path / "nope.pt")
+
+
+def test_gradient_checkpointing_is_used_outside_the_jvp_and_changes_nothing(teacher, tmp_path, monkeypatch):
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+
+    def spy(*args, **kw):
+        calls.append(torch.is_grad_enabled())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", spy)
+    cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "plain", cfg, progress=False)
+    assert calls == []
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "gc", dataclasses.replace(cfg, gradient_checkpointing=True),
+                progress=False)
+    assert calls == [True, True]  # one block, two steps: only the gradient forward, never the no-grad JVP pass
+    assert_same_tensors(weights(tmp_path / "plain"), weights(tmp_path / "gc"), "student")
+
+
+def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
+    cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
+    fp32 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "fp32", cfg, progress=False)
+    bf16 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "bf16", dataclasses.replace(cfg, precision="bf16"),
+                       progress=False)
+    losses = [r["loss"] for r in bf16["curve"]]
+    assert all(torch.isfinite(torch.tensor(x)) for x in losses) and not bf16["skipped"]
+    assert losses != [r["loss"] for r in fp32["curve"]]  # autocast really ran
+    w = weights(tmp_path / "bf16")
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values())  # weights stay fp32
+
+
+@pytest.mark.parametrize("change,needle", [
+    (dict(precision="fp16"), "distill.precision"),
+    (dict(ema_decay=1.0), "distill.ema_decay"),
+    (dict(checkpoint_every=0), "distill.checkpoint_every"),
+    (dict(checkpoint_keep=0), "distill.checkpoint_keep"),
+    (dict(gradient_checkpointing="yes"), "distill.gradient_checkpointing"),
+])
+def test_bad_values_are_named(change, needle):
+    with pytest.raises(ValueError, match=needle):
+        check_config(dataclasses.replace(DistillConfig(), **change))
+    p = copy.deepcopy(load_params(ROOT / "params.yaml"))
+    p["distill"].update(change)
+    with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
+        validate(p)
+
+
+def test_curves_leave_a_git_only_folder_alone(tmp_path, monkeypatch):
+    """Plain dvclive would `dvc init` here and stage .dvc/ in Git (and crash: the repo has no commit)."""
+    from tbcm.curves import TrainingCurves
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    curves = TrainingCurves("live", [{"step": 0, "loss": 1.5, "r": 0.0, "skipped": 0.0}])
+    curves.log({"step": 1, "loss": None, "grad_norm": float("inf"), "r": 0.5, "skipped": 1.0})
+    curves.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "live"]
+    status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    assert status.splitlines() == ["?? live/"]
+    metrics = tmp_path / "live" / "plots" / "metrics"
+    assert (metrics / "loss.tsv").read_text().splitlines() == ["step\tloss", "0\t1.5"]
+    assert (metrics / "r.tsv").read_text().splitlines() == ["step\tr", "0\t0.0", "1\t0.5"]
+    assert not (metrics / "grad_norm.tsv").exists()
+
+
+def test_cli_names_a_missing_checkpoint(teacher, tmp_path, capsys):
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    rc = cli_main(["distill", "--params", str(tmp_path / "params.yaml"), "--teacher", str(teacher), "--prompts",
+                   str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"), "--out",
+                   str(tmp_path / "out"), "--resume", str(tmp_path / "gone.pt"), "--quiet"])
+    assert rc == 2 and "gone.pt: no such checkpoint file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo) of B = 2 prompts against 1 process of 4 prompts,
+    through the CLI: same per-step loss, gradient norm and filter drops, same final weights."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"].update(steps=4, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=True, ema_decay=0.9,
+                        checkpoint_every=2)
+    (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "tbcm.cli", "distill", "--params", str(tmp_path / "p2.yaml"), "--teacher", str(teacher),
+           "--prompts", str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"),
+           "--out", str(tmp_path / "two"), "--live", str(tmp_path / "two_live"), "--quiet"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    assert json.loads((tmp_path / "two" / "train_log.json").read_text())["num_processes"] == 2
+
+    d = p["distill"]
+    cfg = config(steps=4, prompts_per_step=4, adaptive_weight=True, ema_decay=0.9, checkpoint_every=None,
+                 text_max_length=24, lr=d["lr"],
+                 method={"guidance_scales": tuple(d["guidance_scales"]), "tangent_c": d["tangent"]["c"],
+                         "r": RSchedule(d["r"]["schedule"], d["r"]["warmup_steps"], d["r"]["cooldown_start"],
+                                        d["r"]["cooldown_steps"], d["r"]["final"])})
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "one", cfg, progress=False, live_dir=tmp_path / "one_live")
+
+    def table(folder, name):
+        rows = (folder / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()[1:]
+        return {int(s): float(v) for s, v in (r.split("\t") for r in rows)}
+
+    one, two = table(tmp_path / "one_live", "loss"), table(tmp_path / "two_live", "loss")
+    assert sorted(one) == sorted(two) == [0, 1, 2, 3]
+    assert max(abs(one[s] - two[s]) for s in one) <= 1e-5
+    dropped = table(tmp_path / "two_live", "dropped_prompts")
+    assert dropped == table(tmp_path / "one_live", "dropped_prompts")
+    assert any(v % 2 == 1 for v in dropped.values())  # the 2 processes kept unequal numbers of prompts
+    gn_one, gn_two = table(tmp_path / "one_live", "grad_norm"), table(tmp_path / "two_live", "grad_norm")
+    assert max(abs(gn_one[s] - gn_two[s]) / gn_one[s] for s in gn_one) <= 1e-5
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
