@@ -28,6 +28,12 @@ Sana's self-attention is linear attention (diffusers `SanaLinearAttnProcessor2_0
 plain matmuls), which forward-mode AD handles as it is; `use_jvp_attention` leaves it in place and
 checks that every processor is one of the two.
 
+Under `torch.compile` the rule is not used: Dynamo does not call a Function's `jvp` inside
+`torch.func.jvp` but traces its forward, where the fused kernel has no forward-mode rule, and the
+whole JVP then falls back to eager. Traced calls therefore take the written-out attention
+(`explicit_attention`, float32 softmax, what the math backend computes), which forward AD passes and
+inductor fuses (one graph, checked with fullgraph=True in the tests). Eager calls keep the fused primal.
+
 `torch.func.jvp` needs a Function in the `setup_context` style with a `jvp` staticmethod (no vmap rule
 unless vmapped, which the loss does not do). Under reverse mode (the student's training forward,
 grad enabled) the processor calls the stock fused SDPA, so training is exactly the stock model's; the
@@ -36,6 +42,7 @@ Function's own `backward` (a recomputation through SDPA) exists so the op is com
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -49,6 +56,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 # for its primal.
 ALL_BACKENDS = (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                 SDPBackend.MATH)
+
+
+def _no_autocast(device_type: str):
+    """Autocast off (the rule's float32 must not be cast back down); nothing to do where autocast does not exist."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _sdpa(q, k, v, attn_mask, scale, backends):
@@ -87,7 +101,7 @@ def attention_tangent(
         return None
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     dtype = torch.promote_types(q.dtype, torch.float32)
-    with torch.autocast(q.device.type, enabled=False):
+    with _no_autocast(q.device.type):
         qf, kf, vf = q.to(dtype), k.to(dtype), v.to(dtype)
         p = _scores(qf, kf, attn_mask, scale).softmax(-1)
         result = None
@@ -160,7 +174,22 @@ def attention_with_jvp(
     """
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    if torch.compiler.is_compiling():
+        # Dynamo does not call a Function's jvp under torch.func.jvp: it traces forward through the
+        # functorch wrappers, reaches the fused kernel and falls back to eager for the whole JVP. Traced,
+        # the op is therefore written out (float32 softmax, as in the rule), which forward AD passes and
+        # inductor fuses; eager calls keep the fused primal.
+        return explicit_attention(q, k, v, attn_mask, scale)
     return AttentionWithJVP.apply(q, k, v, attn_mask, scale, tuple(backends))
+
+
+def explicit_attention(q, k, v, attn_mask=None, scale=None) -> torch.Tensor:
+    """softmax(s Q K^T + M) V written out in float32 (float64 for float64), returned in q's dtype."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    with _no_autocast(q.device.type):
+        p = _scores(q.to(dtype), k.to(dtype), attn_mask, scale).softmax(-1)
+        return (p @ v.to(dtype)).to(q.dtype)
 
 
 class SanaJVPAttnProcessor:
@@ -233,3 +262,17 @@ def uses_jvp_attention(transformer) -> bool:
     procs = transformer.attn_processors.values()
     return any(isinstance(p, SanaJVPAttnProcessor) for p in procs) and not any(
         isinstance(p, SanaAttnProcessor2_0) for p in procs)
+
+
+def use_stock_attention(transformer) -> int:
+    """Undo `use_jvp_attention`: diffusers' SanaAttnProcessor2_0 back on every softmax attention.
+    Returns the number of processors restored."""
+    from diffusers.models.transformers.sana_transformer import SanaAttnProcessor2_0
+
+    new, restored = {}, 0
+    for name, proc in transformer.attn_processors.items():
+        if isinstance(proc, SanaJVPAttnProcessor):
+            proc, restored = SanaAttnProcessor2_0(), restored + 1
+        new[name] = proc
+    transformer.set_attn_processor(new)
+    return restored
