@@ -1,0 +1,539 @@
+"""Cost of one training step: TBCM against the forward-sampling sCM step of Sana-Sprint, at equal pairs.
+
+    python benchmarks/step_cost.py --device cuda --out docs/step-cost          # Sana-Sprint 0.6B, 1024 px
+    python benchmarks/step_cost.py --tiny --device cpu --out /tmp/step-cost     # tiny stack, seconds on CPU
+
+Both steps run the library's own code (`tbcm.train_step.tbcm_step` / `scm_step`, hence `tbcm.rollout`,
+`tbcm.baseline` and `tbcm.loss.scm_loss`) on the Sana stack of `tbcm.models` built from configs with
+random weights (cost does not depend on weight values; `tbcm.models.reference_shapes`):
+
+- TBCM (Alg. 1): encode B prompts once; roll the teacher out for N route steps with two-pass CFG from
+  noise; train the student on the B (N - 1) pairs (JVP of theta^-, forward, backward, clip, AdamW).
+- sCM as Sana-Sprint trains it: B (N - 1) captioned images: encode each caption, VAE-encode each image
+  (DC-AE f32c32), noise at log-normal t, one CFG teacher call for dx/dt, then the same student step.
+
+The pieces are timed inside the real step: the teacher, the student, `loss.directional_derivative` (the
+tangent), the backward, the gradient clip and the optimizer step are wrapped, and the device is
+synchronised at each boundary (this removes overlap between pieces, the same for both methods).
+"other" is the step's wall time minus its pieces (loss arithmetic, route/noise draws, bookkeeping).
+Memory is the allocator's (CUDA: torch.cuda max_memory_allocated; CPU: the process's resident set,
+VmHWM reset through /proc/self/clear_refs), "extra peak" is a piece's peak above what was allocated
+when it began; "step peak" includes everything resident (weights, optimizer state).
+
+Same settings for both methods: bf16 autocast on CUDA (fp32 master weights for the student; teacher,
+text encoder and VAE stored in bf16), gradient checkpointing of the student's blocks outside the JVP
+(diffusers checkpoints only when grad is enabled), the same tangent method. The uncond (empty-prompt)
+embedding is computed once beforehand for both. The VAE encoder is on the device only during the sCM
+steps (TBCM never needs it); text encoder, teacher, student and optimizer state are resident for both.
+TBCM's brightness filter is off (one mean per prompt; with random weights it could drop whole batches
+and skip the step being measured).
+
+A second table times the tangent alone against a plain forward of the same network on the same pairs,
+for each JVP method (`processor`: `tbcm.models.jvp_attention`; `math`: torch.func.jvp with SDPA pinned
+to the math backend; `finite_difference`: the library's central difference, three forwards), with its
+distance to the math tangent.
+
+Outputs (with --out PREFIX): PREFIX.md (tables, device named) and PREFIX.json, each written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+import tbcm.loss as loss_module
+from tbcm.atomic import write_json, write_text
+from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
+from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
+from tbcm.models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
+from tbcm.schedules import RSchedule
+from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_step
+from tbcm.trigflow import SIGMA_DATA
+from tbcm.weighting import AdaptiveWeight
+
+JVP_METHODS = ("processor", "math", "finite_difference")
+TBCM_PIECES = ("text encode", "teacher rollout", "tangent (JVP of θ⁻)", "student forward", "student backward",
+               "grad clip", "optimizer step", "other")
+SCM_PIECES = ("text encode", "VAE encode", "teacher CFG velocity", "tangent (JVP of θ⁻)", "student forward",
+              "student backward", "grad clip", "optimizer step", "other")
+GIB = 2.0 ** 30
+PAPER_TIME_RATIO, PAPER_MEMORY_RATIO = 0.58, 0.36  # TBCM / Sana-Sprint sCM, paper's claims (issue 6)
+WORDS = ("a red circle on a blue background small big green square photo of the cat dog tree house "
+         "under sky at night bright dark river city street").split()
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+class Memory:
+    """Allocated bytes now / peak since reset: CUDA allocator stats, or the process RSS on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+        if not self.cuda and not Path("/proc/self/clear_refs").exists():
+            raise RuntimeError("CPU memory needs Linux /proc/self/status and clear_refs (peak RSS reset)")
+
+    @staticmethod
+    def _status(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"/proc/self/status has no {key}")
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def now(self) -> int:
+        return torch.cuda.memory_allocated(self.device) if self.cuda else self._status("VmRSS")
+
+    def peak(self) -> int:
+        return torch.cuda.max_memory_allocated(self.device) if self.cuda else self._status("VmHWM")
+
+    def reset_peak(self):
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            Path("/proc/self/clear_refs").write_text("5")
+
+
+class Meter:
+    """Accumulates wall time and extra peak memory per named piece; nested pieces count in the outer one."""
+
+    def __init__(self, memory: Memory):
+        self.mem = memory
+        self.active: str | None = None
+        self.times = defaultdict(float)
+        self.extra_peak = defaultdict(int)
+        self.calls = defaultdict(int)
+        self.step_peak = 0
+
+    def _fold_peak(self):
+        self.step_peak = max(self.step_peak, self.mem.peak())
+
+    @contextlib.contextmanager
+    def piece(self, name: str):
+        if self.active is not None:
+            yield
+            return
+        self.mem.sync()
+        self._fold_peak()
+        base = self.mem.now()
+        self.mem.reset_peak()
+        self.active = name
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.mem.sync()
+            self.times[name] += time.perf_counter() - t0
+            peak = self.mem.peak()
+            self.extra_peak[name] = max(self.extra_peak[name], peak - base)
+            self.calls[name] += 1
+            self.step_peak = max(self.step_peak, peak)
+            self.active = None
+
+    @contextlib.contextmanager
+    def step(self):
+        """The whole step: wall time and the peak over everything (pieces reset the counter; it is folded)."""
+        self.mem.sync()
+        self.mem.reset_peak()
+        self.step_resident = self.mem.now()
+        t0 = time.perf_counter()
+        yield
+        self.mem.sync()
+        self.step_seconds = time.perf_counter() - t0
+        self._fold_peak()
+
+
+class Timed(torch.nn.Module):
+    """A denoiser whose calls are one piece (calls inside another piece, e.g. the JVP, stay there)."""
+
+    def __init__(self, inner, meter: Meter, name: str):
+        super().__init__()
+        self.inner, self.meter, self.name = inner, meter, name
+
+    def forward(self, *args, **kw):
+        if torch.compiler.is_compiling():  # traced inside a compiled piece (the tangent): timed there
+            return self.inner(*args, **kw)
+        with self.meter.piece(self.name):
+            return self.inner(*args, **kw)
+
+
+@contextlib.contextmanager
+def timed_tangent(meter: Meter, impl=None):
+    """Time `loss.directional_derivative` where scm_loss calls it (`impl`: e.g. its compiled version)."""
+    original = loss_module.directional_derivative
+    inner = impl or original
+
+    def wrapper(*args, **kw):
+        with meter.piece("tangent (JVP of θ⁻)"):
+            return inner(*args, **kw)
+
+    loss_module.directional_derivative = wrapper
+    try:
+        yield
+    finally:
+        loss_module.directional_derivative = original
+
+
+def step_hooks(meter: Meter, optimizer):
+    """backward / clip_grad_norm injectables for optimize_pairs, and optimizer-step hooks, as pieces."""
+    stack = contextlib.ExitStack()
+
+    def backward(loss):
+        with meter.piece("student backward"):
+            loss.backward()
+
+    def clip(params, max_norm):
+        with meter.piece("grad clip"):
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def pre(*_):
+        stack.enter_context(meter.piece("optimizer step"))
+
+    def post(*_):
+        stack.close()
+
+    handles = [optimizer.register_step_pre_hook(pre), optimizer.register_step_post_hook(post)]
+    return dict(backward=backward, clip_grad_norm=clip), handles
+
+
+# --- building the stack ----------------------------------------------------------------------------
+
+def build_stack(shapes: StackShapes, device: torch.device, frozen_dtype: torch.dtype, checkpointing: bool):
+    """Teacher, student (from the teacher), text encoder, tokenizer, VAE encoder, all with random weights."""
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    from tbcm.world.text import build_tokenizer
+
+    instruction = "\n".join(shapes.instruction)
+    tokenizer = build_tokenizer(list(WORDS) + [instruction])
+    text_cfg = dict(shapes.text_encoder)
+    text_cfg["vocab_size"] = max(text_cfg["vocab_size"], len(tokenizer))
+    torch.manual_seed(0)
+    with torch.device(device):  # initialise on the device: a 2.6B-parameter init on CPU takes minutes
+        encoder = Gemma2Model(Gemma2Config(**text_cfg)).eval().requires_grad_(False).to(frozen_dtype)
+        teacher_tr = SanaTransformer2DModel(**shapes.transformer).eval().requires_grad_(False)
+        vae = AutoencoderDC(**shapes.vae).eval().requires_grad_(False)
+    student_tr = student_from_teacher(teacher_tr).train()  # fp32 master weights
+    teacher_tr.to(frozen_dtype)
+    del vae.decoder  # training never decodes; only the encoder stays on the device
+    vae.decoder = None
+    vae_encoder = vae.to(dtype=frozen_dtype, device="cpu")  # on the device only for the sCM steps
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if checkpointing:
+        student_tr.enable_gradient_checkpointing()
+    return dict(tokenizer=tokenizer, encoder=encoder, teacher_tr=teacher_tr, student_tr=student_tr, vae=vae_encoder,
+                instruction=instruction)
+
+
+def text_encoder_fn(stack, shapes: StackShapes):
+    """SanaPipeline's prompt encoding with the instruction prefix: encode prefix + prompt at
+    prefix_tokens + L - 2 tokens, keep token 0 and the last L - 1 (diffusers' select_index)."""
+    tokenizer, encoder, instruction = stack["tokenizer"], stack["encoder"], stack["instruction"]
+    prefix_tokens = len(tokenizer.encode(instruction)) if instruction else 0
+    length = prefix_tokens + shapes.prompt_tokens - 2 if instruction else shapes.prompt_tokens
+    keep = [0] + list(range(length - shapes.prompt_tokens + 1, length))
+
+    def encode(prompts):
+        embeds, mask = encode_prompts(tokenizer, encoder, [instruction + p for p in prompts], length)
+        return {PROMPT_EMBEDS: embeds[:, keep], PROMPT_MASK: mask[:, keep]}
+
+    return encode, length
+
+
+def random_prompts(n: int, gen: torch.Generator) -> list[str]:
+    return [" ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (12,), generator=gen)) for _ in range(n)]
+
+
+# --- the two steps ---------------------------------------------------------------------------------
+
+def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed",
+               tangent_impl=None):
+    """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
+    student wrapper) and `tangent_impl` are shared by both methods, so a compiled tangent compiles once."""
+    student_tr, teacher_tr = stack["student_tr"], stack["teacher_tr"]
+    cfg = MethodConfig(route_steps=args.route_steps, brightness_threshold=0.0,
+                       tangent_method="finite_difference" if args.jvp == "finite_difference" else "jvp",
+                       r=RSchedule(warmup_steps=0))
+    weight = AdaptiveWeight().to(device)
+    params = list(student_tr.parameters()) + list(weight.parameters())
+    opt = torch.optim.AdamW([{"params": list(student_tr.parameters()), "lr": 1e-6},
+                             {"params": list(weight.parameters()), "lr": 1e-3}], weight_decay=0.0)
+    pairs = args.batch * (args.route_steps - 1)
+    gen = torch.Generator().manual_seed(1)
+    autocast = autocast_for(device, args.precision)
+    records, first = [], None
+    stack["vae"].to(device if method == "scm" else "cpu")  # TBCM never needs the VAE resident
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    teacher = Timed(sana_denoiser(teacher_tr), None, "teacher rollout" if method == "tbcm" else "teacher CFG velocity")
+    for i in range(args.warmup + steps):
+        meter = teacher.meter = student.meter = Meter(meter_memory)
+        kw, handles = step_hooks(meter, opt)
+        prompts = random_prompts(args.batch if method == "tbcm" else pairs, gen)
+        images = None
+        if method == "scm":  # the "data": random images, not counted (a data loader's job)
+            images = torch.rand(pairs, 3, shapes.resolution, shapes.resolution, generator=gen).to(device) * 2 - 1
+            images = images.to(stack["vae"].dtype)
+        try:
+            with timed_tangent(meter, tangent_impl), autocast, meter.step():
+                with meter.piece("text encode"):
+                    cond = encode(prompts)
+                if method == "tbcm":
+                    res = tbcm_step(student, weight, opt, params, teacher, cond, uncond, shapes.latent_shape,
+                                    step=1, cfg=cfg, generator=gen, device=device, **kw)
+                else:
+                    with meter.piece("VAE encode"):
+                        vae = stack["vae"]
+                        x0 = (vae.encode(images).latent * vae.config.scaling_factor * SIGMA_DATA).float()
+                    res = scm_step(student, weight, opt, params, teacher, x0, cond, uncond, step=1, cfg=cfg,
+                                   generator=gen, **kw)
+        finally:
+            for h in handles:
+                h.remove()
+        if res.skipped:
+            raise RuntimeError(f"{method} step {i} was skipped ({res.skipped}): its timing would not be a training step")
+        if res.n_pairs != pairs:
+            raise RuntimeError(f"{method} trained {res.n_pairs} pairs, expected {pairs}")
+        rec = dict(seconds=meter.step_seconds, peak=meter.step_peak, resident=meter.step_resident,
+                   times=dict(meter.times), extra=dict(meter.extra_peak), calls=dict(meter.calls))
+        if i < args.warmup:
+            first = first or rec
+        else:
+            records.append(rec)
+        del images
+    stack["vae"].to("cpu")
+    pieces = TBCM_PIECES if method == "tbcm" else SCM_PIECES
+    out = {"pairs": pairs, "step_s": _mean(r["seconds"] for r in records), "peak_bytes": max(r["peak"] for r in records),
+           "resident_bytes": records[0]["resident"], "first_step_s": first["seconds"] if first else None,
+           "pieces": {}}
+    for name in pieces:
+        if name == "other":
+            continue
+        missing = [k for k, r in enumerate(records) if name not in r["times"]]
+        if missing:
+            raise RuntimeError(f"{method}: piece '{name}' never ran (steps {missing}); the breakdown would be incomplete")
+        out["pieces"][name] = {"s": _mean(r["times"][name] for r in records),
+                               "extra_peak_bytes": max(r["extra"][name] for r in records),
+                               "calls": records[0]["calls"][name]}
+    other = [r["seconds"] - sum(r["times"].values()) for r in records]
+    out["pieces"]["other"] = {"s": _mean(other), "extra_peak_bytes": None, "calls": None}
+    return out
+
+
+def autocast_for(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+# --- tangent against forward -----------------------------------------------------------------------
+
+def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int, methods=JVP_METHODS):
+    """Per JVP method: time of directional_derivative on a TBCM pair batch / time of one no-grad forward."""
+    student_tr = stack["student_tr"]
+    installed = use_stock_attention(student_tr) > 0  # the forward and "math" run the stock processors
+    cfg = MethodConfig(route_steps=args.route_steps, brightness_threshold=0.0)
+    gen = torch.Generator().manual_seed(2)
+    autocast = autocast_for(device, args.precision)
+    compile_fn = torch.compile if args.compile else (lambda f: f)
+    with torch.no_grad(), autocast:
+        cond = encode(random_prompts(args.batch, gen))
+        x_t, t, dxdt, scond, *_ = tbcm_pairs(sana_denoiser(stack["teacher_tr"]), cond, uncond, shapes.latent_shape, cfg,
+                                             gen, device=device)
+    primals, tangents = loss_module.ode_tangents(x_t, t, dxdt)
+    student = SanaTrigFlowStudent(student_tr).eval()
+    fn = lambda x, tt: student(x, tt, scond)  # noqa: E731
+
+    def timeit(call):
+        call()  # warm-up (and compilation)
+        memory.sync()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            out = call()
+        memory.sync()
+        return (time.perf_counter() - t0) / repeats, out
+
+    results = {}
+    try:
+        with torch.no_grad(), autocast:
+            # the reference tangent: eager forward-mode AD on the math backend (not timed)
+            reference = loss_module.directional_derivative(fn, primals, tangents, "jvp")[1].float()
+            forward = compile_fn(fn)
+            t_fwd, _ = timeit(lambda: forward(*primals))
+            for method in [m for m in JVP_METHODS if m in methods]:
+                if method == "processor":
+                    use_jvp_attention(student_tr)
+                else:
+                    use_stock_attention(student_tr)
+                lib = "finite_difference" if method == "finite_difference" else "jvp"
+                tangent_fn = compile_fn(lambda p, v, lib=lib: loss_module.directional_derivative(fn, p, v, lib))
+                t0 = time.perf_counter()
+                try:
+                    seconds, (_, dF) = timeit(lambda: tangent_fn(primals, tangents))
+                except Exception as err:  # reported, not hidden: e.g. a compile failure for one method
+                    results[method] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+                    continue
+                diff = float((dF.float() - reference).norm() / reference.norm())
+                results[method] = {"s": seconds, "ratio": seconds / t_fwd, "rel_diff_vs_math": diff,
+                                   "first_call_s": time.perf_counter() - t0 - seconds * repeats}
+    finally:
+        (use_jvp_attention if installed else use_stock_attention)(student_tr)
+        student_tr.train()
+    return {"forward_s": t_fwd, "pairs": int(x_t.shape[0]), "methods": results}
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        return f"{p.name} ({p.total_memory / GIB:.0f} GiB), torch {torch.__version__}, CUDA {torch.version.cuda}"
+    cpu = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+
+
+def _ms(s):
+    return "–" if s is None else f"{1000 * s:.1f}"
+
+
+def _gib(b):
+    return "–" if b is None else f"{b / GIB:.3f}"
+
+
+def markdown(report: dict) -> str:
+    a, b = report["tbcm"], report["scm"]
+    pairs = a["pairs"]
+    lines = [f"# Step cost: TBCM vs forward-sampling sCM ({report['shapes']})", "",
+             f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
+             f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs = **{pairs} pairs per step** for both; "
+             f"precision {report['precision']}; gradient checkpointing {'on' if report['checkpointing'] else 'off'}; "
+             f"tangent method `{report['jvp']}`; compile {'on' if report['compile'] else 'off'}; text encoder sequence "
+             f"{report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
+             f"mean of {report['steps']} step(s) after {report['warmup']} warm-up.", "",
+             "| piece | TBCM ms/step | TBCM extra peak GiB | sCM ms/step | sCM extra peak GiB |", "|---|---|---|---|---|"]
+    for name in SCM_PIECES[:2] + ("teacher rollout",) + SCM_PIECES[2:]:
+        pa, pb = a["pieces"].get(name), b["pieces"].get(name)
+        lines.append(f"| {name} | {_ms(pa and pa['s'])} | {_gib(pa and pa['extra_peak_bytes'])} | "
+                     f"{_ms(pb and pb['s'])} | {_gib(pb and pb['extra_peak_bytes'])} |")
+    t_ratio = (a["step_s"] / a["pairs"]) / (b["step_s"] / b["pairs"])
+    m_ratio = a["peak_bytes"] / b["peak_bytes"]
+    lines += [f"| **step total** | **{_ms(a['step_s'])}** | | **{_ms(b['step_s'])}** | |",
+              f"| **per trained pair** | **{_ms(a['step_s'] / pairs)}** | | **{_ms(b['step_s'] / pairs)}** | |",
+              f"| **step peak memory (GiB, all resident incl.)** | | **{_gib(a['peak_bytes'])}** | | **{_gib(b['peak_bytes'])}** |",
+              f"| resident at step start (GiB) | | {_gib(a['resident_bytes'])} | | {_gib(b['resident_bytes'])} |",
+              f"| first (warm-up) step, ms | {_ms(a['first_step_s'])} | | {_ms(b['first_step_s'])} | |", "",
+              f"TBCM / sCM: time per trained pair **{t_ratio:.2f}x** (paper: ≤ {PAPER_TIME_RATIO}), "
+              f"peak memory **{m_ratio:.2f}x** (paper: ≤ {PAPER_MEMORY_RATIO}).", ""]
+    j = report["jvp_ratios"]
+    lines += [f"## Tangent vs forward of the student network ({j['pairs']} pairs, no grad)", "",
+              f"Plain forward: {_ms(j['forward_s'])} ms.", "",
+              "| method | tangent ms | tangent / forward | rel. distance to eager math tangent | first call ms |",
+              "|---|---|---|---|---|"]
+    for method in JVP_METHODS:
+        if method not in j["methods"]:
+            continue
+        r = j["methods"][method]
+        if "error" in r:
+            lines.append(f"| {method} | failed: {r['error']} | | | |")
+            continue
+        diff = f"{r['rel_diff_vs_math']:.1e}"
+        lines.append(f"| {method} | {_ms(r['s'])} | {r['ratio']:.2f}x | {diff} | {_ms(r['first_call_s'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true", help="tiny configs (CPU, seconds); default: Sana-Sprint 0.6B at 1024 px")
+    ap.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
+    ap.add_argument("--batch", type=int, default=1, help="TBCM prompts per step; sCM gets batch x (N-1) images (default 1)")
+    ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
+    ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the JVP-table calls")
+    ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                    help="bf16: autocast, frozen models stored in bf16 (default on CUDA); fp32 (default on CPU)")
+    ap.add_argument("--no-checkpointing", action="store_true", help="no gradient checkpointing of the student")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per method (default 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed first steps per method (default 1)")
+    ap.add_argument("--jvp-repeats", type=int, default=3, help="timed calls per method in the tangent table")
+    ap.add_argument("--table-methods", default=",".join(JVP_METHODS),
+                    help="comma-separated JVP methods timed in the tangent table (default: all); each is compared "
+                         "with an eager math-backend tangent")
+    ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
+    args = ap.parse_args(argv)
+    for name in ("batch", "steps", "jvp_repeats"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    table_methods = [m.strip() for m in args.table_methods.split(",") if m.strip()]
+    unknown = sorted(set(table_methods) - set(JVP_METHODS))
+    if unknown:
+        raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(JVP_METHODS)}")
+    if args.route_steps < 2:
+        raise SystemExit(f"--route-steps must be >= 2 (N - 1 pairs per prompt), got {args.route_steps}")
+    if args.warmup < 0:
+        raise SystemExit(f"--warmup must be >= 0, got {args.warmup}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but no CUDA device is available")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    precision = args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    shapes = tiny_shapes() if args.tiny else sana_sprint_0p6b_shapes()
+    frozen_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    memory = Memory(device)
+    print(f"building {shapes.name} on {device} ...", file=sys.stderr)
+    stack = build_stack(shapes, device, frozen_dtype, checkpointing=not args.no_checkpointing)
+    if args.jvp == "processor":
+        use_jvp_attention(stack["student_tr"])
+    encode, text_tokens = text_encoder_fn(stack, shapes)
+    with autocast_for(device, precision):
+        uncond = encode([""])
+    report = dict(shapes=shapes.name, device=device_name(device), date=datetime.datetime.now().isoformat(timespec="seconds"),
+                  command=" ".join(["python benchmarks/step_cost.py", *(argv if argv is not None else sys.argv[1:])]),
+                  batch=args.batch, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
+                  checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
+    # one student wrapper and one tangent function for both methods (a compiled tangent is guarded on the
+    # module it closes over, so it compiles once)
+    student = Timed(SanaTrigFlowStudent(stack["student_tr"]), None, "student forward")
+    tangent_impl = torch.compile(loss_module.directional_derivative) if args.compile else None
+    for method in ("tbcm", "scm"):
+        print(f"{method} steps ...", file=sys.stderr)
+        report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
+                                    student, tangent_impl)
+    print("tangent vs forward ...", file=sys.stderr)
+    report["jvp_ratios"] = jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
+                                      table_methods)
+    text = markdown(report)
+    print(text)
+    if args.out:
+        write_json(f"{args.out}.json", report)
+        write_text(f"{args.out}.md", text)
+    return report
+
+
+if __name__ == "__main__":
+    main()

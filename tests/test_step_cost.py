@@ -1,0 +1,140 @@
+"""benchmarks/step_cost.py --tiny on the CPU: every piece of both steps is measured, the accounting adds
+up, the tangent table covers every JVP method, and the outputs are written. (The numbers themselves are
+a GPU run's business, docs/step-cost.md.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("step_cost", ROOT / "benchmarks" / "step_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    bench = load_benchmark()
+    out = tmp_path_factory.mktemp("step_cost") / "table"
+    report = bench.main(["--tiny", "--device", "cpu", "--steps", "1", "--warmup", "1", "--route-steps", "4",
+                         "--batch", "2", "--jvp-repeats", "1", "--out", str(out)])
+    return bench, report, out
+
+
+def finite_positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_every_piece_is_measured_and_adds_up(run):
+    bench, report, _ = run
+    for method, pieces in (("tbcm", bench.TBCM_PIECES), ("scm", bench.SCM_PIECES)):
+        r = report[method]
+        assert r["pairs"] == 2 * 3  # equal pairs per step: 2 prompts x (4 - 1) vs 6 captioned images
+        assert set(r["pieces"]) == set(pieces)
+        assert finite_positive(r["step_s"]) and finite_positive(r["peak_bytes"]) and finite_positive(r["resident_bytes"])
+        for name, p in r["pieces"].items():
+            assert math.isfinite(p["s"]) and p["s"] >= 0, (method, name)
+            if name != "other":
+                assert finite_positive(p["s"]), (method, name)
+                assert math.isfinite(p["extra_peak_bytes"]) and p["extra_peak_bytes"] >= 0, (method, name)
+        # pieces are disjoint intervals of the step: what is left over is never negative
+        assert sum(p["s"] for p in r["pieces"].values()) == pytest.approx(r["step_s"])
+        assert r["peak_bytes"] >= r["resident_bytes"]
+    tbcm, scm = report["tbcm"]["pieces"], report["scm"]["pieces"]
+    assert tbcm["teacher rollout"]["calls"] == 4  # N teacher calls (CFG in one batch) per rollout
+    assert scm["teacher CFG velocity"]["calls"] == 1
+    assert tbcm["tangent (JVP of θ⁻)"]["calls"] == scm["tangent (JVP of θ⁻)"]["calls"] == 1
+    assert tbcm["student forward"]["calls"] == 1  # the JVP's own forwards count in the tangent, not here
+
+
+def test_tangent_table_covers_every_method(run):
+    bench, report, _ = run
+    j = report["jvp_ratios"]
+    assert finite_positive(j["forward_s"]) and j["pairs"] == 6
+    assert set(j["methods"]) == set(bench.JVP_METHODS)
+    for method, r in j["methods"].items():
+        assert "error" not in r, (method, r)
+        assert finite_positive(r["s"]) and finite_positive(r["ratio"])
+    assert j["methods"]["math"]["rel_diff_vs_math"] == 0
+    assert j["methods"]["processor"]["rel_diff_vs_math"] < 1e-5  # float32 on the CPU
+    assert j["methods"]["finite_difference"]["rel_diff_vs_math"] < 1e-2
+
+
+def test_outputs_are_written_and_name_the_device(run):
+    bench, report, out = run
+    md = out.with_suffix(".md").read_text()
+    assert json.loads(out.with_suffix(".json").read_text())["tbcm"]["pairs"] == 6
+    assert report["device"] in md and "tiny" in md
+    for name in set(bench.TBCM_PIECES) | set(bench.SCM_PIECES) | set(bench.JVP_METHODS):
+        assert f"| {name} |" in md, name
+    assert "failed" not in md
+
+
+def test_bad_arguments_stop_before_building_anything():
+    bench = load_benchmark()
+    with pytest.raises(SystemExit, match="--batch must be >= 1"):
+        bench.main(["--tiny", "--batch", "0"])
+    with pytest.raises(SystemExit, match="--route-steps must be >= 2"):
+        bench.main(["--tiny", "--route-steps", "1"])
+
+
+def test_prompt_encoding_is_sana_pipelines_with_the_instruction_prefix():
+    """The benchmark's text encode is SanaPipeline.encode_prompt with the complex human instruction."""
+    import torch
+    from diffusers import SanaPipeline
+
+    from tbcm.models.reference_shapes import tiny_shapes
+
+    bench = load_benchmark()
+    shapes = tiny_shapes()
+    stack = bench.build_stack(shapes, torch.device("cpu"), torch.float32, checkpointing=False)
+    encode, length = bench.text_encoder_fn(stack, shapes)
+    pipe = SanaPipeline(tokenizer=stack["tokenizer"], text_encoder=stack["encoder"], vae=None, transformer=None,
+                        scheduler=None)
+    prompts = ["a red circle on a blue background", "dark city"]
+    embeds, mask, *_ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=torch.device("cpu"),
+                                          max_sequence_length=shapes.prompt_tokens,
+                                          complex_human_instruction=shapes.instruction)
+    ours = encode(prompts)
+    assert length > shapes.prompt_tokens  # the encoder reads the prefix too
+    assert ours["prompt_embeds"].shape[1] == shapes.prompt_tokens
+    assert torch.equal(ours["prompt_embeds"], embeds) and torch.equal(ours["prompt_attention_mask"], mask)
+
+
+def test_real_stack_shapes_on_the_meta_device():
+    """The Sana-Sprint 0.6B stack built from its configs (meta tensors: no memory, no compute): published
+    sizes, matching interfaces, and the JVP processor's forward-mode pass at the real shape."""
+    import torch
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    from tbcm.models.jvp_attention import use_jvp_attention
+    from tbcm.models.reference_shapes import sana_sprint_0p6b_shapes
+
+    s = sana_sprint_0p6b_shapes()
+    with torch.device("meta"):
+        transformer = SanaTransformer2DModel(**s.transformer)
+        text = Gemma2Model(Gemma2Config(**s.text_encoder))
+        vae = AutoencoderDC(**s.vae)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert round(count(transformer) / 1e9, 2) == 0.59  # "0.6B"
+    assert round(count(text) / 1e9, 2) == 2.61  # gemma-2-2b
+    assert s.transformer["caption_channels"] == s.text_encoder["hidden_size"]
+    assert len(s.instruction) > 1 and s.prompt_tokens == 300
+    assert use_jvp_attention(transformer) == 28
+    with torch.device("meta"), torch.no_grad():
+        assert vae.encode(torch.randn(1, 3, s.resolution, s.resolution)).latent.shape == (1, *s.latent_shape)
+        x = torch.randn(2, *s.latent_shape)
+        fn = lambda y: transformer(y, encoder_hidden_states=torch.randn(2, 300, 2304), timestep=torch.ones(2),  # noqa: E731
+                                   encoder_attention_mask=torch.ones(2, 300)).sample
+        out, tangent = torch.func.jvp(fn, (x,), (torch.randn_like(x),))
+    assert out.shape == tangent.shape == x.shape
