@@ -20,7 +20,7 @@ def test_autoencoder_trains_sets_scaling_and_round_trips(tmp_path):
     from diffusers import AutoencoderDC
 
     imgs = _images()
-    cfg = AutoencoderConfig(channels=(8, 16, 32), max_seconds=600, max_steps=30, batch_size=16)  # step-bound
+    cfg = AutoencoderConfig(channels=(8, 16, 32), steps=30, batch_size=16)
     before = psnr(build_autoencoder(cfg), imgs)
     vae, log = train_autoencoder(imgs, cfg, progress=False)
     assert log["steps"] > 0 and psnr(vae, imgs) > before
@@ -38,8 +38,8 @@ def test_judge_trains_and_scores_matching_text_higher():
     labels = (imgs[:, 0, 0].float().mean(1) > 127).long()
     vocab = {"<pad>": 0, "<eos>": 1, "dark": 2, "light": 3}
     ids = torch.stack([torch.tensor([2 + int(l), 1] + [0] * 6) for l in labels])
-    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8, max_seconds=600,
-                      max_steps=150, batch_size=64, lr=3e-3)
+    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8, hard_negatives=False,
+                      steps=150, batch_size=64, lr=3e-3)
     model = build_judge(cfg, len(vocab), pad_id=0, eos_id=1)
     log = train_judge(model, imgs, ids, cfg, progress=False)
     assert log["steps"] > 0
@@ -65,7 +65,7 @@ def test_teacher_flow_matching_loss_decreases():
     cap = torch.randint(2, (256,), generator=g)
     latents = pattern[cap]
     embeds, mask = torch.randn(2, 4, 16, generator=g), torch.ones(2, 4, dtype=torch.long)
-    cfg = TeacherConfig(max_steps=1, batch_size=32, max_seconds=600)
+    cfg = TeacherConfig(steps=1, batch_size=32)
     first = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
     cfg.max_steps, cfg.warmup_steps = 120, 10
     log = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)

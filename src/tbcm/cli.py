@@ -54,7 +54,7 @@ def _world_vae(args) -> int:
 
     p = _params(args)["world"]["vae"]
     cfg = AutoencoderConfig(latent_channels=p["latent_channels"], channels=tuple(p["channels"]), lr=p["lr"],
-                            batch_size=p["batch_size"], max_seconds=p["seconds"], seed=p["seed"])
+                            batch_size=p["batch_size"], steps=p["steps"], seed=p["seed"])
     _print(build_vae(Path(args.data), Path(args.out), cfg))
     return 0
 
@@ -64,7 +64,7 @@ def _world_judge(args) -> int:
     from .world.judge import JudgeConfig
 
     p = _params(args)["world"]["judge"]
-    _print(build_judge_stage(Path(args.data), Path(args.out), JudgeConfig(max_seconds=p["seconds"], seed=p["seed"])))
+    _print(build_judge_stage(Path(args.data), Path(args.out), JudgeConfig(steps=p["steps"], hard_negatives=p["hard_negatives"], seed=p["seed"])))
     return 0
 
 
@@ -74,7 +74,7 @@ def _world_teacher(args) -> int:
 
     p = _params(args)["world"]["teacher"]
     cfg = TeacherConfig(lr=p["lr"], batch_size=p["batch_size"], caption_dropout=p["caption_dropout"],
-                        max_seconds=p["seconds"], seed=p["seed"])
+                        steps=p["steps"], seed=p["seed"])
     model_kw = dict(hidden=p["hidden"], layers=p["layers"], heads=p["hidden"] // 32)
     m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, dict(hidden=64, layers=2),
                             shift=p["shift"])

@@ -37,6 +37,7 @@ import torch
 from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
                          set_rng_state)
 from .denoiser import Condition
+from .models.jvp_attention import use_jvp_attention
 from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser, student_from_teacher)
 from .train_step import MethodConfig, SkipCounter, tbcm_step
@@ -173,6 +174,10 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     teacher_tr, encoder, tokenizer = load_pipeline_parts(teacher_dir)
     teacher_tr.requires_grad_(False)
     student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)  # on the CPU; acc.prepare places it
+    if cfg.method.tangent_method == "jvp":
+        # Fused SDPA has no forward-mode rule; this processor keeps the fused primal and adds an explicit
+        # tangent (models/jvp_attention.py). Training forward/backward are bit-identical to stock.
+        use_jvp_attention(student_tr)
     teacher_tr.to(device)
     encoder.to(device)
     encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderDC
 
-from .budget import TimeBudget
+from .budget import StepBudget
 
 
 @dataclass
@@ -23,8 +23,7 @@ class AutoencoderConfig:
     layers_per_block: int = 1
     lr: float = 1e-3
     batch_size: int = 64
-    max_seconds: float = 150.0  # wall-clock budget; training stops at whichever comes first
-    max_steps: int = 100_000
+    steps: int = 1100
     seed: int = 0
 
 
@@ -75,14 +74,14 @@ def latent_std(vae: AutoencoderDC, images_uint8: torch.Tensor, batch_size: int =
 def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progress: bool = True):
     """Train on uint8 [N, H, W, 3] by MSE + L1 in pixel space; returns (vae, log dict).
 
-    Stops at cfg.max_seconds or cfg.max_steps, then sets `scaling_factor` = 1 / latent std.
+    Trains cfg.steps steps, then sets `scaling_factor` = 1 / latent std.
     """
     if len(images_uint8) == 0:
         raise ValueError("no training images for the autoencoder")
     vae = build_autoencoder(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed)
-    budget = TimeBudget("autoencoder", cfg.max_seconds, cfg.max_steps, progress)
+    budget = StepBudget("autoencoder", cfg.steps, progress)
     vae.train()
     while budget.running():
         budget.set_lr(opt, cfg.lr)

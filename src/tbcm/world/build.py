@@ -82,12 +82,40 @@ def build_vae(data: Path, out: Path, cfg: AutoencoderConfig, n_psnr: int = 1000)
 
 # --------------------------------------------------------------------------- judge
 
+ATTRIBUTE_VALUES = {"shape": shapes.SHAPES, "color": tuple(shapes.COLORS), "background": shapes.BACKGROUNDS,
+                    "size": shapes.SIZES, "position": shapes.POSITIONS}
+
+
+def swapped_captions(attrs: list[dict], prompts: list[str]) -> list[list[str]]:
+    """For each image, its caption (same paraphrase template) with one attribute swapped for another
+    valid value: every other shape, every other colour, and each other background, size and position
+    (the judge's hard negatives). Rows are padded to equal length by repeating shape swaps."""
+    out = []
+    for a, prompt in zip(attrs, prompts):
+        attr = shapes.Attributes(**a)
+        template = next(t for t in range(shapes.N_TEMPLATES) if shapes.caption(attr, t) == prompt)
+        row = []
+        for key, values in ATTRIBUTE_VALUES.items():
+            for v in values:
+                b = dict(a, **{key: v})
+                if v != a[key] and b["color"] != b["background"]:
+                    row.append(shapes.caption(shapes.Attributes(**b), template))
+        out.append(row)
+    width = max(len(r) for r in out)
+    return [r + r[: width - len(r)] for r in out]
+
+
 def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 1000) -> dict:
     tok = world_tokenizer()
-    train, prompts, _, _ = load_split(data / "train")
+    train, prompts, _, train_attrs = load_split(data / "train")
     held, _, _, held_attrs = load_split(data / "eval")
     model = build_judge(cfg, len(tok), tok.pad_token_id, tok.eos_token_id)
-    log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg)
+    negatives = None
+    if cfg.hard_negatives:
+        rows = swapped_captions(train_attrs, prompts)
+        flat = judge_token_ids(tok, [c for r in rows for c in r], cfg.context_length)
+        negatives = flat.reshape(len(rows), len(rows[0]), -1)
+    log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg, negative_ids=negatives)
     acc = attribute_accuracy(model, tok, held[:n_eval], held_attrs[:n_eval], cfg)
     metrics = {**log, **{f"zero_shot_{k}_accuracy": v for k, v in acc.items()}, "config": asdict(cfg)}
     with atomic_dir(out) as tmp:
@@ -102,8 +130,7 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
 def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
     """Zero-shot accuracy per attribute: the true caption against the same caption with that one
     attribute swapped for every other value the grammar allows (background kept valid)."""
-    choices = {"shape": shapes.SHAPES, "color": tuple(shapes.COLORS), "background": shapes.BACKGROUNDS,
-               "size": shapes.SIZES, "position": shapes.POSITIONS}
+    choices = ATTRIBUTE_VALUES
     out = {}
     tokenize = lambda texts: judge_token_ids(tok, texts, cfg.context_length)
     for key in keys:

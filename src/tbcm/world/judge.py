@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-from .budget import TimeBudget
+from .budget import StepBudget
 
 # CLIP's usual per-channel normalisation is for natural images; these are the world's own.
 MEAN, STD = 0.5, 0.5
@@ -42,8 +42,12 @@ class JudgeConfig:
     context_length: int = 24
     lr: float = 2e-3
     batch_size: int = 64
-    max_seconds: float = 60.0
-    max_steps: int = 100_000
+    # Hard negatives (NegCLIP, Yuksekgonul et al. 2023): each image is also contrasted with its own
+    # caption with one attribute swapped. Plain CLIP on this grammar learns colour and background
+    # (they dominate pixel statistics) long before shape; the swapped captions make every attribute pay.
+    hard_negatives: bool = True
+    negatives_per_image: int = 20  # drawn per step from every image's table of swapped captions
+    steps: int = 1500
     seed: int = 0
 
 
@@ -73,26 +77,48 @@ def preprocess(images: torch.Tensor, image_size: int) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+def negclip_loss(img: torch.Tensor, txt: torch.Tensor, neg: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE where each image is also contrasted with its own hard-negative
+    captions `neg` [B, K, D] (NegCLIP). open_clip's ClipLoss has no slot for per-image negatives."""
+    labels = torch.arange(len(img))
+    logits_img = torch.cat([scale * img @ txt.T, scale * torch.einsum("bd,bkd->bk", img, neg)], dim=1)
+    logits_txt = scale * txt @ img.T
+    return (F.cross_entropy(logits_img, labels) + F.cross_entropy(logits_txt, labels)) / 2
+
+
 def train_judge(
     model: CLIP,
     images_uint8: torch.Tensor,
     token_ids: torch.Tensor,
     cfg: JudgeConfig,
     progress: bool = True,
+    negative_ids: torch.Tensor | None = None,
 ) -> dict:
-    """Contrastive training on (image, caption-ids) pairs for cfg.max_seconds or cfg.max_steps."""
+    """Contrastive training on (image, caption-ids) pairs for cfg.steps steps.
+
+    `negative_ids` [N, K, L]: K hard-negative captions per image (cfg.negatives_per_image of them
+    drawn per step), used when cfg.hard_negatives."""
     if len(images_uint8) != len(token_ids) or len(images_uint8) == 0:
         raise ValueError(f"judge needs as many captions as images (> 0), got {len(images_uint8)} and {len(token_ids)}")
+    if cfg.hard_negatives and (negative_ids is None or len(negative_ids) != len(token_ids)):
+        raise ValueError("judge.hard_negatives needs one row of negative captions per image")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.05)
     loss_fn = ClipLoss()
     g = torch.Generator().manual_seed(cfg.seed)
     model.train()
-    budget = TimeBudget("judge", cfg.max_seconds, cfg.max_steps, progress)
+    budget = StepBudget("judge", cfg.steps, progress)
     while budget.running():
         budget.set_lr(opt, cfg.lr, warmup_steps=50)
         idx = torch.randint(len(images_uint8), (cfg.batch_size,), generator=g)
         img_f, txt_f, scale = model(preprocess(images_uint8[idx], cfg.image_size), token_ids[idx])
-        loss = loss_fn(img_f, txt_f, scale)
+        if cfg.hard_negatives:
+            k = min(cfg.negatives_per_image, negative_ids.shape[1])
+            pick = torch.rand(len(idx), negative_ids.shape[1], generator=g).argsort(1)[:, :k]
+            neg = negative_ids[idx[:, None], pick]  # [B, k, L]
+            neg_f = model.encode_text(neg.flatten(0, 1), normalize=True).unflatten(0, (len(idx), k))
+            loss = negclip_loss(img_f, txt_f, neg_f, scale)
+        else:
+            loss = loss_fn(img_f, txt_f, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

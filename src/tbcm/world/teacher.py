@@ -15,7 +15,7 @@ import torch
 from diffusers import SanaTransformer2DModel
 
 from ..models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaVelocity
-from .budget import TimeBudget
+from .budget import StepBudget
 
 
 @dataclass
@@ -24,8 +24,7 @@ class TeacherConfig:
     warmup_steps: int = 200
     batch_size: int = 64
     caption_dropout: float = 0.1
-    max_seconds: float = 180.0
-    max_steps: int = 1_000_000
+    steps: int = 1500
     seed: int = 0
 
 
@@ -50,7 +49,7 @@ def train_teacher(
     opt = torch.optim.AdamW(transformer.parameters(), lr=cfg.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed)
     transformer.train()
-    budget, ema_loss = TimeBudget("teacher", cfg.max_seconds, cfg.max_steps, progress), None
+    budget, ema_loss = StepBudget("teacher", cfg.steps, progress), None
     while budget.running():
         budget.set_lr(opt, cfg.lr, warmup_steps=cfg.warmup_steps, floor=0.1)
         idx = torch.randint(len(latents), (cfg.batch_size,), generator=g)
