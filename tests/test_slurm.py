@@ -19,9 +19,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "slurm"
@@ -134,6 +136,9 @@ def test_every_planned_job_ran_as_a_slurm_job(run):
         assert f"(Rule: {rule})" in text and f"rule_{rule}" in logfile, (rule, logfile)
         ran[rule] = ran.get(rule, 0) + 1
     assert ran == remote
+    busy = sum((datetime.fromisoformat(f["EndTime"]) - datetime.fromisoformat(f["StartTime"])).total_seconds()
+               for f in slurm.values())
+    print(f"{len(slurm)} Slurm jobs, {busy:.0f} s inside jobs in all, chain {run['seconds']:.0f} s")
 
     # GPUs: requested by the GPU rules through the profile, by no other rule
     gpu = {f["Comment"].removeprefix("rule_") for f in slurm.values() if "gpu" in f.get("TresPerJob", "")}
@@ -149,3 +154,21 @@ def test_every_planned_job_ran_as_a_slurm_job(run):
 def test_second_run_submits_nothing(run):
     rc, log = _run_hard([*run["args"], "--dry-run"], run["work"], run["work"] / "again.log", 300)
     assert rc == 0 and "Nothing to be done" in log, log[-2000:]
+
+
+def test_profile_asks_gpus_for_the_gpu_rules_only():
+    """Without a cluster: the profile is Slurm's, sets no GPU for every rule, and exactly the GPU rules
+    declare one (what the cluster test above then sees in each job's Slurm record)."""
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert not {"gpu", "gres", "gpu_model"} & set(profile.get("default-resources", {}))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "2"], cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    gpu, rule = set(), None
+    for line in out.stdout.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        rule = m.group(1) if m else rule
+        if line.strip().startswith("resources:") and re.search(r"\bgpu=1\b", line):
+            gpu.add(rule)
+    assert gpu == GPU_RULES
