@@ -7,7 +7,6 @@ from tbcm.config import load_params
 from tbcm.prompts import select_prompts
 
 configfile: "params.yaml"
-validate(config, "workflow/schemas/params.schema.yaml")
 
 R = "results"
 # Every stage reads its settings from one file, PARAMS: params.yaml, or the last --configfile. Snakemake
@@ -21,6 +20,8 @@ except ValueError as e:
 if STAGE_CONFIG != config:
     raise WorkflowError(f"the configuration differs from {PARAMS}, the file every stage reads: give one complete "
                         "configuration (params.yaml or --configfile FILE) and no --config overrides")
+# Compared before Snakemake's validate, which would fill in schema defaults the stages never see.
+validate(config, "workflow/schemas/params.schema.yaml")
 
 # A prompt file is read now, before any job starts: a missing file, a missing column or a set left
 # empty by cleaning and the word filter stops the run with the key and the path named.
