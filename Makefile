@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run toy test setup clean
+.PHONY: run toy test setup pull clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(STAMP)
 # The known-answer 2-D distillation (TBCM vs sCM), about two minutes.
 toy: $(STAMP)
 	$(VENV)/bin/tbcm toy2d --out results/toy2d
+
+# Every output from the DVC remote, with nothing recomputed; afterwards `snakemake` has nothing to do.
+pull: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DVC_NO_ANALYTICS=1 workflow/scripts/dvc-pull.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -q

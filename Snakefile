@@ -1,13 +1,36 @@
 # tbcm: prompts -> black latent -> TBCM distillation -> 1/2/4-step sampling -> evaluation -> report.
 # Every rule is a `tbcm <stage>` command over the library; settings come from params.yaml.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from tbcm.config import load_params
+from tbcm.prompts import select_prompts
+
 configfile: "params.yaml"
-validate(config, "workflow/schemas/params.schema.yaml")
 
 R = "results"
-# Stages read the same file Snakemake was configured with (a --configfile replaces params.yaml whole).
+# Every stage reads its settings from one file, PARAMS: params.yaml, or the last --configfile. Snakemake
+# merges a --configfile (and --config values) over params.yaml, which the stages would not see, so its
+# config must equal that file alone: a partial file or a --config override stops the run here.
 PARAMS = str(list(workflow.overwrite_configfiles)[-1]) if workflow.overwrite_configfiles else "params.yaml"
+try:
+    STAGE_CONFIG = load_params(PARAMS)
+except ValueError as e:
+    raise WorkflowError(f"{PARAMS}: {e}")
+if STAGE_CONFIG != config:
+    raise WorkflowError(f"the configuration differs from {PARAMS}, the file every stage reads: give one complete "
+                        "configuration (params.yaml or --configfile FILE) and no --config overrides")
+# Compared before Snakemake's validate, which would fill in schema defaults the stages never see.
+validate(config, "workflow/schemas/params.schema.yaml")
+
+# A prompt file is read now, before any job starts: a missing file, a missing column or a set left
+# empty by cleaning and the word filter stops the run with the key and the path named.
+if config["prompts"]["file"]:
+    try:
+        select_prompts(config["prompts"]["file"], config["prompts"]["column"], config["prompts"]["min_words"],
+                       config["prompts"]["max_words"])
+    except ValueError as e:
+        raise WorkflowError(f"prompts.file: {e}")
 
 include: "workflow/rules/world.smk"
 include: "workflow/rules/prompts.smk"

@@ -137,7 +137,7 @@ def _distill(args) -> int:
         route_scheme=p["route"]["scheme"], route_steps=p["route"]["steps"], route_shift=p["route"]["shift"],
         guidance_scales=tuple(p["guidance_scales"]), brightness_threshold=p["brightness_threshold"],
         tangent_c=p["tangent"]["c"], tangent_method=p["tangent"]["method"], grad_clip=p["grad_clip"],
-        r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], r["final"]),
+        r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], p["r_final"]),
     )
     cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"],
                         adaptive_weight=p["adaptive_weight"], precision=p["precision"],

@@ -15,7 +15,9 @@ def validate(params: dict, schema_path: Path = SCHEMA) -> dict:
     import jsonschema
 
     schema = yaml.safe_load(schema_path.read_text())
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(params), key=lambda e: list(e.absolute_path))
+    # the schema's own $schema version, as Snakemake's validate uses it
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
         for e in errors[:10]:

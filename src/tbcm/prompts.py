@@ -29,17 +29,22 @@ def clean(prompt: str) -> str:
     return re.sub(r"\s+", " ", prompt).strip()
 
 
-def collect_prompts(src: Path, out: Path, column: str = "prompt", min_words: int = 1, max_words: int = 120,
-                    limit: int | None = None, seed: int = 0) -> int:
-    raw = read_prompt_source(Path(src), column)
+def select_prompts(src: Path, column: str = "prompt", min_words: int = 1, max_words: int = 120) -> list[str]:
+    """Read, clean, de-duplicate (first occurrence kept) and length-filter; raise naming `src` if none is left."""
     seen, kept = set(), []
-    for p in map(clean, raw):
+    for p in map(clean, read_prompt_source(Path(src), column)):
         n = len(p.split())
         if p and min_words <= n <= max_words and p not in seen:
             seen.add(p)
             kept.append(p)
     if not kept:
         raise ValueError(f"no prompts left from {src} after cleaning and the {min_words}-{max_words} word filter")
+    return kept
+
+
+def collect_prompts(src: Path, out: Path, column: str = "prompt", min_words: int = 1, max_words: int = 120,
+                    limit: int | None = None, seed: int = 0) -> int:
+    kept = select_prompts(src, column, min_words, max_words)
     random.Random(seed).shuffle(kept)
     if limit is not None:
         kept = kept[:limit]

@@ -1,4 +1,5 @@
-# The embedded world (source: world): data, VAE, judge and teacher, built from nothing.
+# The embedded world (source: world): data, VAE, judge and teacher, built from nothing. CPU-sized
+# (minutes on 2 cores), so no rule here asks a cluster for a GPU.
 if config["source"] == "world":
 
     rule world_data:
@@ -29,5 +30,4 @@ if config["source"] == "world":
         params: cfg=config["world"]["teacher"]
         log: f"{R}/logs/world_teacher.log"
         threads: 2
-        resources: gpu=1
         shell: "tbcm world-teacher --params {PARAMS} --data {input.data} --vae {input.vae} --out {output} > {log} 2>&1"

@@ -1,0 +1,83 @@
+"""Bad configuration stops the workflow before any job, naming the key or the path.
+
+Each case is the smoke configuration with one thing broken, given to `snakemake --dry-run`: the run
+must fail at parse time (no job planned, nothing written under results/) with a message that names it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    work = tmp_path_factory.mktemp("config")
+    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    (work / "blank.txt").write_text("\n   \n\t\n")
+    (work / "long.txt").write_text("a prompt with far too many words for the filter\n")
+    (work / "p.csv").write_text("id,text\n1,a red star\n")
+    return work
+
+
+def _dry_run(work: Path, *args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--cores", "1", *args], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _with(work: Path, name: str, change) -> Path:
+    params = yaml.safe_load((work / "workflow" / "smoke.yaml").read_text())
+    change(params)
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+CASES = {
+    "unknown_key": (lambda p: p["distill"].update(stepz=3), ["stepz"]),
+    "wrong_type": (lambda p: p["distill"].update(lr="fast"), ["'fast' is not of type 'number'", "lr"]),
+    "wrong_type_r_final": (lambda p: p["distill"].update(r_final="half"), ["r_final"]),
+    "old_nested_r_final": (lambda p: p["distill"]["r"].update(final=0.5), ["final"]),
+    "missing_section": (lambda p: p.pop("sample"), ["'sample' is a required property"]),
+    "missing_prompt_file": (lambda p: p["prompts"].update(file="prompts/nowhere.txt"),
+                            ["prompts.file", "prompt source not found: prompts/nowhere.txt"]),
+    "empty_prompt_set": (lambda p: p["prompts"].update(file="blank.txt"), ["prompts.file", "no prompts left from blank.txt"]),
+    "all_filtered_out": (lambda p: p["prompts"].update(file="long.txt", max_words=3),
+                         ["prompts.file", "no prompts left from long.txt"]),
+    "missing_column": (lambda p: p["prompts"].update(file="p.csv"), ["prompts.file", "no column 'prompt'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_configuration_stops_the_dry_run_naming_it(project, case):
+    change, needles = CASES[case]
+    run = _dry_run(project, "--configfile", str(_with(project, case, change)))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-2000:]
+    for needle in needles:
+        assert needle in out, (needle, out[-2000:])
+    assert "Job stats" not in out and not (project / "results").exists()
+
+
+def test_good_prompt_file_passes(project):
+    run = _dry_run(project, "--configfile", str(_with(project, "good", lambda p: p["prompts"].update(file="p.csv", column="text"))))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+
+
+def test_partial_configfile_and_config_overrides_are_refused(project):
+    partial = project / "partial.yaml"
+    partial.write_text("distill: {steps: 7}\n")
+    run = _dry_run(project, "--configfile", str(partial))
+    assert run.returncode != 0 and "partial.yaml" in run.stdout + run.stderr
+    run = _dry_run(project, "--configfile", "workflow/smoke.yaml", "--config", "source=sana")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "configuration differs from" in out and "smoke.yaml" in out, out[-2000:]
