@@ -166,6 +166,10 @@ def test_generation_resumes_only_the_missing_images_and_matches(world, tmp_path,
         kw = dict(steps=2, guidance=4.5, seed=0, batch_size=4, progress=False) | changed
         with pytest.raises(ValueError, match="other settings"):
             generate_folder(gen, meta, ids, global_index(meta), out, **kw)
+    # a pipeline stage whose parameters changed replaces the stale set instead
+    redone = generate_folder(gen, meta, ids, global_index(meta), out, 2, 5.0, 0, batch_size=4, progress=False,
+                             replace_stale=True)
+    assert redone["generated"] == 10 and json.loads((out / "generation.json").read_text())["guidance"] == 5.0
 
 
 def test_metrics_exist_for_every_category_present(world, tmp_path):

@@ -81,7 +81,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     gen = load_generator(model_dir, s.text_max_length, device)
     for steps in s.steps:
         made = generate_folder(gen, meta, ids, global_index(meta), Path(samples_root) / f"{steps}_step", steps,
-                               s.guidance, s.seed, s.batch_size, s.progress)
+                               s.guidance, s.seed, s.batch_size, s.progress, replace_stale=True)
         print(f"{label}{steps} step(s): {made['generated']} generated, {made['kept']} already there")
         feats = file_features(made["paths"], extractor, s.resolution, s.batch_size, device, s.progress,
                               description=f"{label}{steps} step(s)")

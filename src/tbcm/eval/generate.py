@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,9 +170,12 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
 
 def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
-                    guidance: float, seed: int, batch_size: int = 64, progress: bool = True) -> dict:
+                    guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
+                    replace_stale: bool = False) -> dict:
     """Write the images of `ids` under `out` in MJHQ layout, generating only those not already there.
 
+    A folder made with other settings stops here, or, with `replace_stale` (a pipeline stage whose
+    parameters changed), has its images deleted first, saying so.
     Returns {"generated": k, "kept": n - k, "paths": [...]} (paths in the order of `ids`).
     """
     out = Path(out)
@@ -183,9 +187,14 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
     if record.is_file():
         old = json.loads(record.read_text())
         diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-        if diff:
+        if diff and not replace_stale:
             raise ValueError(f"{out} holds images generated with other settings {diff} (stored, now); "
                              "delete the folder or choose another one")
+        if diff:
+            print(f"{out}: settings changed {diff} (stored, now); deleting its images to generate them anew")
+            shutil.rmtree(out / "imgs", ignore_errors=True)
+            (out / "meta_data.json").unlink(missing_ok=True)
+            write_json(record, settings)
     else:
         write_json(record, settings)
     # temporaries of a run killed mid-write: never trusted, removed
