@@ -82,18 +82,90 @@ def _world_teacher(args) -> int:
     return 0
 
 
-def _world_eval(args) -> int:
+def _eval_steps(p: dict, teacher: bool) -> list[int]:
+    # the teacher also runs for one step: the baseline a 1-step student must beat
+    return sorted({p["sample"]["teacher_steps"], 1}, reverse=True) if teacher else p["sample"]["steps"]
+
+
+def _write_metrics(args, m: dict, label: str) -> None:
     from .atomic import write_json
+    from .eval.plots import plot_quality_vs_steps
+
+    write_json(Path(args.out), m)
+    if args.plot:
+        plot_quality_vs_steps({label.rstrip("_"): m}, Path(args.plot))
+    _print(m)
+
+
+def _world_eval(args) -> int:
+    from .eval.settings import evaluate_params
     from .world.evaluate import evaluate_folder
 
     p = _params(args)
-    # the teacher also runs for one step: the baseline a 1-step student must beat
-    steps = sorted({p["sample"]["teacher_steps"], 1}, reverse=True) if args.teacher else p["sample"]["steps"]
+    e = evaluate_params(p)
     label = "teacher_" if args.teacher else "student_"
-    m = evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), steps, p["sample"]["guidance"],
-                        p["evaluate"]["n"], p["sample"]["seed"], Path(args.grids), label=label)
-    write_json(Path(args.out), m)
-    _print(m)
+    m = evaluate_folder(Path(args.model), Path(args.data), Path(args.judge), _eval_steps(p, args.teacher),
+                        p["sample"]["guidance"], e["n"], p["sample"]["seed"], Path(args.grids), label=label,
+                        samples_dir=Path(args.samples) if args.samples else None,
+                        ref_dir=Path(args.ref_dir) if args.ref_dir else None, resolution=e["resolution"],
+                        fid_features=e["fid_features"], weights_dir=e["weights_dir"], per_category=e["per_category"],
+                        batch_size=e["batch_size"])
+    _write_metrics(args, m, label)
+    return 0
+
+
+def _evaluate(args) -> int:
+    """MJHQ-30k (or any set in its layout): Inception-v3 FID and OpenAI CLIP score, offline."""
+    from .eval.clip_score import open_clip_scorer
+    from .eval.evaluate import EvalSettings, evaluate_model
+    from .eval.fid import inception_extractor
+    from .eval.mjhq import load_meta
+    from .eval.settings import evaluate_params
+    from .eval.weights import find_clip, find_inception
+
+    p = _params(args)
+    e = evaluate_params(p)
+    # every weight file and the set are found before anything is loaded or generated
+    inception = find_inception(e["weights_dir"])
+    clip = find_clip(e["weights_dir"], e["clip_model"], e["clip_weights"])
+    load_meta(args.data)
+    if not (Path(args.model) / "model_index.json").is_file():
+        raise ValueError(f"{args.model} is not a diffusers pipeline folder (no model_index.json)")
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    label = "teacher_" if args.teacher else "student_"
+    settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
+                            seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
+                            resolution=e["resolution"], batch_size=e["batch_size"],
+                            text_max_length=args.text_max_length, device=device)
+    m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
+                       inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
+                       settings, Path(args.grids), label)
+    _write_metrics(args, m, label)
+    return 0
+
+
+def _eval_reference(args) -> int:
+    from .eval.fid import inception_extractor
+    from .eval.reference import reference_features
+    from .eval.settings import evaluate_params
+    from .eval.weights import find_inception
+
+    e = evaluate_params(_params(args))
+    if args.judge:  # the embedded world: the judge's image tower, unless evaluate.fid_features says inception
+        from .world.build import load_judge
+        from .world.evaluate import judge_extractor
+
+        if e["fid_features"] == "inception":
+            extractor = inception_extractor(find_inception(e["weights_dir"]))
+        else:
+            judge, _, jcfg = load_judge(Path(args.judge))
+            extractor = judge_extractor(judge, jcfg, Path(args.judge))
+    else:
+        extractor = inception_extractor(find_inception(e["weights_dir"]))
+    ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"])
+    print(ref.path)
     return 0
 
 
@@ -209,13 +281,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True)
     s.add_argument("--vae", required=True)
     s.add_argument("--out", required=True)
+    def eval_flags(s, samples_required):
+        s.add_argument("--model", required=True, help="SanaPipeline or SanaSprintPipeline folder")
+        s.add_argument("--teacher", action="store_true",
+                       help="score at sample.teacher_steps (and 1 step) instead of sample.steps")
+        s.add_argument("--samples", required=samples_required, default=None,
+                       help="folder for the generated images, <k>_step/imgs/<category>/<id>.png; a rerun resumes there"
+                            + ("" if samples_required else " (default: a temporary folder, no resume)"))
+        s.add_argument("--ref-dir", required=samples_required, default=None,
+                       help="folder of cached FID reference features (computed there once)"
+                            + ("" if samples_required else " (default: a temporary folder)"))
+        s.add_argument("--grids", required=True, help="folder for the PNG grids, one per step count")
+        s.add_argument("--out", required=True, help="metrics JSON")
+        s.add_argument("--plot", default=None, help="also write FID and CLIP score against steps to this PNG")
+
     s = stage("world-eval", _world_eval, "embedded world: score a teacher or student with the judge")
-    s.add_argument("--model", required=True, help="SanaPipeline or SanaSprintPipeline folder")
-    s.add_argument("--data", required=True)
+    s.add_argument("--data", required=True, help="the world's data folder (its eval/ split is scored)")
     s.add_argument("--judge", required=True)
-    s.add_argument("--teacher", action="store_true", help="score at sample.teacher_steps (and 1 step) instead of sample.steps")
-    s.add_argument("--grids", required=True, help="folder for PNG grids")
-    s.add_argument("--out", required=True, help="metrics JSON")
+    eval_flags(s, samples_required=False)
+    s = stage("evaluate", _evaluate, "MJHQ-30k layout: Inception-v3 FID and CLIP score per step count and category, "
+                                     "weights from evaluate.weights_dir (offline)")
+    s.add_argument("--data", required=True, help="folder with meta_data.json and imgs/<category>/<id>.jpg")
+    s.add_argument("--text-max-length", type=int, default=300,
+                   help="prompt tokens for the model's text encoder (default %(default)s, Sana's)")
+    eval_flags(s, samples_required=True)
+    s = stage("eval-reference", _eval_reference, "compute (or find cached) the FID reference features of a set")
+    s.add_argument("--data", required=True, help="MJHQ-layout folder (the world: its data/eval)")
+    s.add_argument("--judge", default=None, help="the world's judge folder (embedded world)")
+    s.add_argument("--ref-dir", required=True, help="folder of cached reference features")
 
     s = stage("collect-prompts", _collect_prompts, "clean, de-duplicate, length-filter and shuffle a prompt set")
     s.add_argument("--world-prompts", default=None, help="the world's train_prompts.txt (used when prompts.file is null)")

@@ -2,23 +2,45 @@
 sampling with CFG along the Reference Route) or a SanaSprintPipeline student (consistency sampling).
 
 Sampling goes through the project's own samplers on the same denoisers as training (they agree with
-diffusers' pipelines to float precision, tests/test_sana_adapter.py) so that the noise of each prompt
-is a function of (seed, prompt index) alone, whatever the batch size: seed s, prompt i draws its
-initial latent from torch.Generator().manual_seed(s * 1_000_003 + i).
+diffusers' pipelines to float precision, tests/test_sana_adapter.py).
+
+Seeding: every random number a prompt's image uses comes from that prompt's own generator,
+torch.Generator().manual_seed(seed * 1_000_003 + i), where i is the prompt's index among all sorted
+ids of its set (`mjhq.global_index`): the initial latent first, then the student's re-noising between
+steps. An image is thus a function of (model, seed, prompt id) alone, whatever the batch size, the
+subset evaluated or the images already on disk, which is what makes generation resumable. Sana's
+toolkit uses seed 0 too, but draws from one generator batch after batch, so its noise depends on the
+batch size; its images cannot be matched bit for bit anyway (its noise is drawn on the GPU).
+
+`generate_folder` writes the images in MJHQ-30k's layout (`imgs/<category>/<id>.png`, lossless) and
+resumes: an image is written to a temporary name and renamed into place once complete, so a killed
+run never leaves a truncated image under a final name; a rerun regenerates exactly the missing or
+unreadable ones, identical to an uninterrupted run. The folder's `generation.json` records what its
+images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
+size and device type); a rerun with anything different stops instead of mixing sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
+from ..atomic import atomic_path, write_json
 from ..models.sana import (GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser)
 from ..sampler import consistency_sample, consistency_times, teacher_sample
-from ..trigflow import SIGMA_DATA
+from ..trigflow import SIGMA_DATA, add_noise
+from .mjhq import image_path
+
+SEED_STRIDE = 1_000_003
 
 
 @dataclass
@@ -30,13 +52,28 @@ class Generator:
     vae: object
     latent_shape: tuple
     text_max_length: int = 24
+    fingerprint: str = ""
+    device: str = "cpu"
 
     def encode(self, prompts):
         e, m = encode_prompts(self.tokenizer, self.encoder, list(prompts), self.text_max_length)
         return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
 
 
-def load_generator(folder: str | Path, text_max_length: int = 24) -> Generator:
+def folder_fingerprint(folder: str | Path) -> str:
+    """sha256 over every file of a saved pipeline (relative path and content): a retrained model in the
+    same folder gets a new fingerprint, so stale images of the old one are never resumed."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(folder)).encode() + b"\0")
+        with open(p, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def load_generator(folder: str | Path, text_max_length: int = 24, device: str | None = None) -> Generator:
     from diffusers import AutoencoderDC
 
     folder = Path(folder)
@@ -44,6 +81,7 @@ def load_generator(folder: str | Path, text_max_length: int = 24) -> Generator:
     if not index.is_file():
         raise ValueError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
     cls = json.loads(index.read_text())["_class_name"]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tr, encoder, tokenizer = load_pipeline_parts(folder)
     if cls == "SanaPipeline":
         kind, den = "teacher", sana_denoiser(tr)
@@ -52,32 +90,133 @@ def load_generator(folder: str | Path, text_max_length: int = 24) -> Generator:
     else:
         raise ValueError(f"{folder}: unsupported pipeline class {cls} (expected SanaPipeline or SanaSprintPipeline)")
     c = tr.config
-    return Generator(kind, den, tokenizer, encoder, AutoencoderDC.from_pretrained(folder / "vae").eval(),
-                     (c.in_channels, c.sample_size, c.sample_size), text_max_length)
+    vae = AutoencoderDC.from_pretrained(folder / "vae").eval()
+    for m in (tr, encoder, vae):
+        m.to(device)
+    return Generator(kind, den, tokenizer, encoder, vae, (c.in_channels, c.sample_size, c.sample_size),
+                     text_max_length, folder_fingerprint(folder), device)
+
+
+def prompt_generators(seed: int, indices) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed * SEED_STRIDE + int(i)) for i in indices]
+
+
+def _draw(gens: list[torch.Generator], shape) -> torch.Tensor:
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
 
 def prompt_noise(seed: int, indices, shape) -> torch.Tensor:
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
-                        for i in indices])
+    """The initial latents (unit variance) of the prompts with these global indices."""
+    return _draw(prompt_generators(seed, indices), shape)
 
 
 @torch.no_grad()
 def generate(gen: Generator, prompts: list[str], indices: list[int], steps: int, guidance: float = 4.5,
              seed: int = 0, batch_size: int = 64) -> torch.Tensor:
-    """uint8 [N, H, W, 3] images for `prompts` (with their global indices, which fix the noise)."""
+    """uint8 [N, H, W, 3] images for `prompts` (with their global indices, which fix all their noise)."""
+    if len(prompts) != len(indices):
+        raise ValueError(f"{len(prompts)} prompts but {len(indices)} indices")
     out = []
+    dev = torch.device(gen.device)
     uncond = gen.encode([""]) if gen.kind == "teacher" else None
     for i in range(0, len(prompts), batch_size):
         p, idx = prompts[i : i + batch_size], indices[i : i + batch_size]
         cond = gen.encode(p)
-        noise = prompt_noise(seed, idx, gen.latent_shape) * SIGMA_DATA
+        gens = prompt_generators(seed, idx)
+        noise = _draw(gens, gen.latent_shape).to(dev) * SIGMA_DATA
         if gen.kind == "teacher":
             x0 = teacher_sample(gen.denoiser, cond, uncond, noise, guidance, steps)
         else:
-            cond[GUIDANCE] = torch.full((len(p),), float(guidance))
-            g = torch.Generator().manual_seed(seed * 7919 + i)
-            x0 = consistency_sample(gen.denoiser, cond, noise, consistency_times(steps), g)
+            cond[GUIDANCE] = torch.full((len(p),), float(guidance), device=dev)
+            x0 = _consistency_per_prompt(gen.denoiser, cond, noise, consistency_times(steps), gens)
         lat = x0 / SIGMA_DATA / gen.vae.config.scaling_factor
         img = gen.vae.decode(lat.to(next(gen.vae.parameters()).dtype)).sample.clamp(-1, 1)
-        out.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
+        out.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     return torch.cat(out)
+
+
+def _consistency_per_prompt(student, cond, noise, times, gens) -> torch.Tensor:
+    """The multistep consistency sampler (sampler.consistency_sample) with each prompt's re-noising
+    drawn from its own generator: one `consistency_sample` call per step (times [s, 0]: denoise only),
+    then x_t = cos t x0 + sin t z with z from the prompt's generator."""
+    x = noise
+    x0 = x
+    for s, t in zip(times[:-1].tolist(), times[1:].tolist()):
+        x0 = consistency_sample(student, cond, x, torch.tensor([s, 0.0], dtype=torch.float64))
+        if t > 0:
+            z = _draw(gens, x.shape[1:]).to(x) * SIGMA_DATA
+            x = add_noise(x0, z, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+    return x0
+
+
+# --------------------------------------------------------------------------- resumable folders
+
+GENERATION_FILE = "generation.json"
+
+
+def _is_complete_png(path: Path) -> bool:
+    """A PNG that decodes to the end (a truncated or corrupt file does not)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:
+        return False
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
+                    guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
+                    replace_stale: bool = False) -> dict:
+    """Write the images of `ids` under `out` in MJHQ layout, generating only those not already there.
+
+    A folder made with other settings stops here, or, with `replace_stale` (a pipeline stage whose
+    parameters changed), has its images deleted first, saying so.
+    Returns {"generated": k, "kept": n - k, "paths": [...]} (paths in the order of `ids`).
+    """
+    out = Path(out)
+    settings = {"model": gen.fingerprint, "kind": gen.kind, "steps": int(steps), "guidance": float(guidance),
+                "seed": int(seed), "seed_rule": f"seed * {SEED_STRIDE} + index among sorted ids",
+                "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
+                "device": torch.device(gen.device).type}
+    record = out / GENERATION_FILE
+    if record.is_file():
+        old = json.loads(record.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff and not replace_stale:
+            raise ValueError(f"{out} holds images generated with other settings {diff} (stored, now); "
+                             "delete the folder or choose another one")
+        if diff:
+            print(f"{out}: settings changed {diff} (stored, now); deleting its images to generate them anew")
+            shutil.rmtree(out / "imgs", ignore_errors=True)
+            (out / "meta_data.json").unlink(missing_ok=True)
+            write_json(record, settings)
+    else:
+        write_json(record, settings)
+    # temporaries of a run killed mid-write: never trusted, removed
+    for tmp in out.glob("imgs/*/.*.tmp.png"):
+        tmp.unlink()
+    paths = [image_path(out, meta, i, "png") for i in ids]
+    todo = {k for k, p in enumerate(paths) if not (p.is_file() and _is_complete_png(p))}
+    # Batches are fixed slices of `ids`, and a batch with a missing image is recomputed whole: the
+    # same shapes on the same device give the same floats, so a resumed set equals an uninterrupted
+    # one bit for bit (recomputing only the missing images in other batches flips a rare pixel by 1).
+    chunks = [range(b, min(b + batch_size, len(ids))) for b in range(0, len(ids), batch_size)]
+    chunks = [c for c in chunks if todo.intersection(c)]
+    bar = tqdm(total=len(todo), desc=f"{gen.kind} {steps} step(s)", unit="img", disable=not progress or not todo)
+    for chunk in chunks:
+        imgs = generate(gen, [meta[ids[k]]["prompt"] for k in chunk], [index[ids[k]] for k in chunk], steps,
+                        guidance, seed, batch_size)
+        for k, img in zip(chunk, imgs.numpy()):
+            if k in todo:  # an intact image is never rewritten
+                _save_png(img, paths[k])
+                bar.update(1)
+    bar.close()
+    listed = out / "meta_data.json"  # the folder is itself an MJHQ-layout set of everything generated so far
+    known = json.loads(listed.read_text()) if listed.is_file() else {}
+    write_json(listed, {**known, **{i: meta[i] for i in ids}})
+    return {"generated": len(todo), "kept": len(ids) - len(todo), "paths": paths}

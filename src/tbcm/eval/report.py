@@ -7,31 +7,26 @@ import json
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text
+from .plots import plot_quality_vs_steps
 
 COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "n")
+SETTINGS = ("seed", "resolution", "feature_extractor", "clip_model", "reference")
 
 
-def _plot_steps(student: dict, teacher: dict, path: Path) -> None:
-    import matplotlib
+def _cell(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    steps = sorted(int(k.split("_")[0]) for k in student if k.endswith("_step"))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    for ax, key in zip(axes, ("fid", "shape_accuracy")):
-        ax.plot(steps, [student[f"{s}_step"][key] for s in steps], "o-", label="student")
-        for k, v in teacher.items():
-            if k.endswith("_step"):
-                ax.axhline(v[key], ls="--", lw=1, color="gray" if k != "1_step" else "red", label=f"teacher {k.replace('_', ' ')}")
-        ax.set_xlabel("sampling steps")
-        ax.set_title(key)
-        ax.set_xticks(steps)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+def _per_category(rows: list[tuple[str, dict]], key: str) -> list[str]:
+    """A table: one line per model row, one column per category, the per-category `key`."""
+    cats = sorted({c for _, m in rows for c in m.get("per_category", {})})
+    if not cats:
+        return []
+    lines = [f"| {key} by category | " + " | ".join(cats) + " |", "|---" * (len(cats) + 1) + "|"]
+    for name, m in rows:
+        per = m.get("per_category", {})
+        lines.append(f"| {name} | " + " | ".join(_cell(per.get(c, {}).get(key)) for c in cats) + " |")
+    return lines + [""]
 
 
 def _plot_curve(curve: list[dict], path: Path) -> None:
@@ -59,7 +54,8 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
     out.parent.mkdir(parents=True, exist_ok=True)
     plots = out.parent / "plots"
     plots.mkdir(exist_ok=True)
-    _plot_steps(student, teacher, plots / "quality_vs_steps.png")
+    keys = ("fid", "clip_score") + (("shape_accuracy",) if "shape_accuracy" in student.get("real", {}) else ())
+    plot_quality_vs_steps({"teacher": teacher, "student": student}, plots / "quality_vs_steps.png", keys)
     if log.get("curve"):
         _plot_curve(log["curve"], plots / "training_curve.png")
     rows = [("real held-out images", teacher.get("real", {}))]
@@ -67,10 +63,13 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
     rows += [(f"student, {k.replace('_', ' ')}", v) for k, v in student.items() if k.endswith("_step")]
     lines = ["# tbcm report", "", "| model | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, m in rows:
-        cells = [f"{m[c]:.4g}" if isinstance(m.get(c), float) else str(m.get(c, "")) for c in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "FID is computed in the evaluator's feature space (the world's judge, or Inception-v3 on MJHQ-30k);",
-              "accuracies are zero-shot from the caption grammar (embedded world only).", ""]
+        lines.append(f"| {name} | " + " | ".join(_cell(m.get(c)) for c in COLUMNS) + " |")
+    first = next((m for _, m in rows if m), {})
+    lines += ["", "FID is computed in the evaluator's feature space (the world's judge, or Inception-v3 on MJHQ-30k)",
+              "against the real images of the whole set; \"real held-out images\" is the floor set by the number of",
+              "prompts evaluated. Accuracies are zero-shot from the caption grammar (embedded world only).", ""]
+    lines += [f"- {k.replace('_', ' ')}: {first[k]}" for k in SETTINGS if k in first] + [""]
+    lines += _per_category(rows, "fid") + _per_category(rows, "clip_score")
     if log:
         lines += [f"Distillation: {log.get('steps')} steps, {log.get('pairs_per_step')} pairs per step, "
                   f"{log.get('seconds', 0):.0f} s, skipped steps: {log.get('skipped') or 'none'}.", ""]

@@ -1,46 +1,75 @@
-"""Scoring a teacher or student of the embedded world with its judge: zero-shot shape and colour
-accuracy against the prompt's attributes, CLIP score, and FID in the judge's image-feature space
-against the held-out real images (clean-fid's Frechet distance on those features)."""
+"""Scoring a teacher or student of the embedded world through the same evaluation as MJHQ-30k
+(eval/evaluate.py): the judge plays CLIP (its towers in `ClipScorer`) and, by default, Inception
+(its image tower as clean-fid's custom feature extractor); zero-shot shape and colour accuracy
+against the prompt's attributes are added to every row. `fid_features="inception"` scores FID with
+the real Inception-v3 features instead (eval/weights.py finds the file offline)."""
 
 from __future__ import annotations
 
+import json
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 
-from ..eval.generate import generate, load_generator
-from ..eval.grids import image_grid
-from .build import attribute_accuracy, judge_token_ids, load_judge, load_split
-from .judge import clip_scores, image_features
+from ..eval.clip_score import ClipScorer
+from ..eval.evaluate import EvalSettings, evaluate_model
+from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
+from ..eval.mjhq import load_meta
+from ..eval.weights import find_inception, sha256
+from .build import attribute_accuracy, judge_token_ids, load_judge
+from .judge import image_features, text_features
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    from cleanfid.fid import fid_from_feats
-
-    return float(fid_from_feats(a.double().numpy(), b.double().numpy()))
-
-
-def score_images(images, prompts, attrs, judge, tok, jcfg, real_feats) -> dict:
-    acc = attribute_accuracy(judge, tok, images, attrs, jcfg)
-    clip = clip_scores(judge, images, judge_token_ids(tok, prompts, jcfg.context_length), jcfg.image_size)
-    feats = image_features(judge, images, jcfg.image_size)
-    return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"], "clip_score": float(clip.mean()),
-            "fid": frechet_distance(feats, real_feats), "n": len(images)}
+def judge_extractor(judge, cfg, judge_dir: Path) -> FeatureExtractor:
+    """The judge's image tower (L2-normalised embeddings) as clean-fid's `custom_feat_extractor`; it
+    resizes by itself (judge.preprocess), so clean-fid hands it the images unresized."""
+    digest = sha256(Path(judge_dir) / "judge.pt")
+    return FeatureExtractor(f"world judge image tower, judge.pt sha256 {digest[:12]}", f"judge-{digest[:8]}",
+                            lambda x: image_features(judge, x, cfg.image_size), keep_size)
 
 
-def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guidance: float, n_eval: int, seed: int,
-                    grid_dir: Path | None = None, label: str = "") -> dict:
-    judge, tok, jcfg = load_judge(judge_dir)
-    real, prompts, ids, attrs = load_split(data / "eval")
-    real_feats = image_features(judge, real, jcfg.image_size)
-    n = min(n_eval, len(prompts))
-    gen = load_generator(folder)
-    out = {"real": score_images(real[:n], prompts[:n], attrs[:n], judge, tok, jcfg, real_feats)}
-    for steps in steps_list:
-        imgs = generate(gen, prompts[:n], list(range(n)), steps, guidance, seed)
-        out[f"{steps}_step"] = score_images(imgs, prompts[:n], attrs[:n], judge, tok, jcfg, real_feats)
-        if grid_dir is not None:
-            grid_dir.mkdir(parents=True, exist_ok=True)
-            image_grid(imgs[:24], grid_dir / f"{label}{steps}step.png", ncol=8, captions=prompts[:24],
-                       title=f"{label}{steps} step(s), CFG {guidance}")
-    return out
+def judge_scorer(judge, tok, cfg) -> ClipScorer:
+    def encode_images(images) -> torch.Tensor:
+        return image_features(judge, torch.from_numpy(np.stack([np.asarray(im) for im in images])), cfg.image_size)
+
+    def encode_texts(prompts) -> torch.Tensor:
+        return text_features(judge, judge_token_ids(tok, list(prompts), cfg.context_length))
+
+    return ClipScorer("world judge", encode_images, encode_texts)
+
+
+def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guidance: float, n_eval: int | None,
+                    seed: int, grid_dir: Path | None = None, label: str = "", *, samples_dir: Path | None = None,
+                    ref_dir: Path | None = None, resolution: int | None = 512, fid_features: str = "judge",
+                    weights_dir: str | Path = "weights", per_category: int | None = None, batch_size: int = 64,
+                    progress: bool = True) -> dict:
+    """Metrics of a world teacher/student folder on the held-out split `data/eval`.
+
+    Without `samples_dir` / `ref_dir` the images and the reference live in a temporary folder for this
+    call only (no resume, no cache)."""
+    if fid_features not in ("judge", "inception"):
+        raise ValueError(f"evaluate.fid_features must be 'judge' or 'inception', got {fid_features!r}")
+    inception = find_inception(weights_dir) if fid_features == "inception" else None  # before any work
+    root = Path(data) / "eval"
+    load_meta(root)
+    attrs = json.loads((root / "attributes.json").read_text())
+    judge, tok, jcfg = load_judge(Path(judge_dir))
+    extractor = inception_extractor(inception) if inception else judge_extractor(judge, jcfg, judge_dir)
+
+    def accuracy(paths: Sequence[Path], ids: list[str]) -> dict:
+        from PIL import Image
+
+        images = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]))
+        acc = attribute_accuracy(judge, tok, images, [attrs[i] for i in ids], jcfg)
+        return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"]}
+
+    settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
+                            resolution=resolution, batch_size=batch_size, progress=progress)
+    with ExitStack() as stack:
+        scratch = lambda: Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbcm-eval-")))
+        return evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,
+                              judge_scorer(judge, tok, jcfg), settings, grid_dir, label, extra=accuracy)

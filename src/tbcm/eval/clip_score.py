@@ -1,0 +1,84 @@
+"""CLIP score, 100 * cos(image embedding, prompt embedding), with open_clip.
+
+One function for both evaluators: OpenAI CLIP ViT-L/14 on MJHQ-30k (the model Sana's toolkit
+uses), and the embedded world's judge (an open_clip CLIP with the world's own tokenizer and image
+normalisation, world/evaluate.py). Prompts longer than the text tower's context are truncated by the
+tokenizer (open_clip's keeps <start>, the first tokens and <end>). Negative cosines are kept, not
+clipped at 0, so a mean over a set is not biased upwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@dataclass
+class ClipScorer:
+    """encode_images: PIL RGB images -> L2-normalised [N, D]; encode_texts: prompts -> L2-normalised [N, D]."""
+
+    name: str
+    encode_images: Callable[[list[Image.Image]], torch.Tensor]
+    encode_texts: Callable[[list[str]], torch.Tensor]
+
+
+def _as_pil(x) -> Image.Image:
+    if isinstance(x, Image.Image):
+        return x.convert("RGB")
+    if isinstance(x, (str, Path)):
+        with Image.open(x) as im:
+            return im.convert("RGB")
+    return Image.fromarray(np.asarray(x, dtype=np.uint8))
+
+
+@torch.no_grad()
+def clip_scores(scorer: ClipScorer, images: Sequence, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Per-pair CLIP score [N]; `images` are files, PIL images or uint8 HWC arrays."""
+    if len(images) != len(prompts):
+        raise ValueError(f"CLIP score needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
+    if len(images) == 0:
+        raise ValueError("CLIP score of an empty set")
+    out = []
+    for i in range(0, len(images), batch_size):
+        img = scorer.encode_images([_as_pil(x) for x in images[i : i + batch_size]]).float()
+        txt = scorer.encode_texts(list(prompts[i : i + batch_size])).float().to(img.device)
+        out.append((100 * (img * txt).sum(-1)).cpu())
+    scores = torch.cat(out).numpy().astype(np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{scorer.name}: non-finite CLIP scores")
+    return scores
+
+
+def mean_by_category(values: np.ndarray, cats: Sequence[str]) -> dict[str, float]:
+    cats = np.asarray(cats)
+    return {c: float(values[cats == c].mean()) for c in sorted(set(cats.tolist()))}
+
+
+def open_clip_scorer(model: str, weights: str | Path, device: str | torch.device = "cpu") -> ClipScorer:
+    """An open_clip model built from its architecture name and a local weights file (never a download).
+
+    OpenAI's ViT-L/14 weights need the architecture `ViT-L-14-quickgelu`: OpenAI trained with
+    QuickGELU, and open_clip's plain `ViT-L-14` would run them with the wrong activation.
+    """
+    import open_clip
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ValueError(f"CLIP weights file not found: {weights}")
+    net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(weights), device=device)
+    net.eval()
+    tokenizer = open_clip.get_tokenizer(model)
+
+    def encode_images(images: list[Image.Image]) -> torch.Tensor:
+        x = torch.stack([preprocess(im) for im in images]).to(device)
+        return net.encode_image(x, normalize=True)
+
+    def encode_texts(prompts: list[str]) -> torch.Tensor:
+        return net.encode_text(tokenizer(prompts).to(device), normalize=True)
+
+    return ClipScorer(f"open_clip {model} ({weights.name})", encode_images, encode_texts)

@@ -1,0 +1,95 @@
+"""Scoring one model on an MJHQ-layout set: generate per step count, then FID and CLIP score, overall
+and per category, with whichever evaluators the caller hands in (Inception-v3 + OpenAI CLIP on
+MJHQ-30k, the judge on the embedded world: world/evaluate.py).
+
+The metrics of a model are one JSON object: "real" (the real images of the evaluated prompts, the
+floor set by the subset's size: 0 when every image of the set is evaluated) and one "<k>_step" row
+per step count. Every row carries what it is a function of, so rows of different runs can be
+compared (`dvc metrics diff`):
+
+    {"fid", "clip_score", "n", "per_category": {cat: {"fid", "clip_score", "n"}},
+     "seed", "resolution", "feature_extractor", "clip_model", "reference", ["steps", "guidance"], ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .clip_score import ClipScorer, clip_scores, mean_by_category
+from .fid import FeatureExtractor, fid, fid_by_category, file_features
+from .generate import generate_folder, load_generator
+from .grids import image_grid
+from .mjhq import global_index, image_paths, load_images, load_meta, subset
+from .reference import Reference, reference_features
+
+GRID_SIZE = 24
+
+
+@dataclass
+class EvalSettings:
+    steps: Sequence[int]
+    guidance: float = 4.5
+    seed: int = 0
+    n: int | None = None
+    per_category: int | None = None
+    resolution: int | None = 512
+    batch_size: int = 64
+    text_max_length: int = 24
+    progress: bool = True
+    device: str | None = None
+    extra: dict = field(default_factory=dict)  # recorded in every row (e.g. the model's label)
+
+
+def score_images(paths: Sequence[Path], feats: np.ndarray, ids: list[str], prompts: list[str], cats: list[str],
+                 ref: Reference, scorer: ClipScorer, batch_size: int,
+                 extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
+    """FID against the reference and CLIP score, overall and for every category present."""
+    clip = clip_scores(scorer, paths, prompts, batch_size)
+    per_fid = fid_by_category(feats, cats, ref.feats, ref.categories)
+    per_clip = mean_by_category(clip, cats)
+    counts = {c: int(sum(1 for x in cats if x == c)) for c in per_clip}
+    row = {"fid": fid(feats, ref.feats), "clip_score": float(clip.mean()), "n": len(paths),
+           "per_category": {c: {"fid": per_fid[c], "clip_score": per_clip[c], "n": counts[c]} for c in sorted(per_clip)}}
+    if extra is not None:
+        row.update(extra(paths, ids))
+    return row
+
+
+def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: str | Path, ref_dir: str | Path,
+                   extractor: FeatureExtractor, scorer: ClipScorer, settings: EvalSettings,
+                   grid_dir: str | Path | None = None, label: str = "",
+                   extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
+    """Metrics of the model in `model_dir` (a SanaPipeline or SanaSprintPipeline folder) on the set at
+    `data_root`; its images go to `samples_root/<k>_step/` (resumable), grids to `grid_dir`."""
+    s = settings
+    device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    meta = load_meta(data_root)
+    ids = subset(meta, s.per_category, s.seed, s.n)
+    prompts = [meta[i]["prompt"] for i in ids]
+    cats = [meta[i]["category"] for i in ids]
+    real_paths = image_paths(data_root, meta, ids)  # a missing real image stops before any generation
+    ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress)
+    common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
+              "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
+    out = {"real": {**score_images(real_paths, ref.rows(ids), ids, prompts, cats, ref, scorer, s.batch_size, extra),
+                    **common}}
+    gen = load_generator(model_dir, s.text_max_length, device)
+    for steps in s.steps:
+        made = generate_folder(gen, meta, ids, global_index(meta), Path(samples_root) / f"{steps}_step", steps,
+                               s.guidance, s.seed, s.batch_size, s.progress, replace_stale=True)
+        print(f"{label}{steps} step(s): {made['generated']} generated, {made['kept']} already there")
+        feats = file_features(made["paths"], extractor, s.resolution, s.batch_size, device, s.progress,
+                              description=f"{label}{steps} step(s)")
+        row = score_images(made["paths"], feats, ids, prompts, cats, ref, scorer, s.batch_size, extra)
+        out[f"{steps}_step"] = {**row, "steps": int(steps), "guidance": float(s.guidance), **common}
+        if grid_dir is not None:
+            k = min(GRID_SIZE, len(ids))
+            images = load_images(Path(samples_root) / f"{steps}_step", meta, ids[:k], ext="png")
+            image_grid(images, Path(grid_dir) / f"{label}{steps}step.png", ncol=8, captions=prompts[:k],
+                       title=f"{label}{steps} step(s), CFG {s.guidance}")
+    return out
