@@ -34,13 +34,13 @@ def world(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("evalworld")
     build_data(root / "data", n_train=512, n_eval=120, seed=0, resolution=32)
-    build_vae(root / "data", root / "vae", AutoencoderConfig(channels=(8, 16, 32), max_steps=3, batch_size=16), n_psnr=16)
+    build_vae(root / "data", root / "vae", AutoencoderConfig(channels=(8, 16, 32), steps=3, batch_size=16), n_psnr=16)
     # 60 steps (a few seconds) separate matching from shuffled captions by > 40 CLIP points over judge
     # seeds 0-3 (measured); 3 steps, as in the pipeline test, do not
     build_judge_stage(root / "data", root / "judge",
-                      JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, resnet_width=16, max_steps=60,
+                      JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, resnet_width=16, steps=60,
                                   batch_size=32), n_eval=16)
-    build_teacher_stage(root / "data", root / "vae", root / "teacher", TeacherConfig(max_steps=3, batch_size=16),
+    build_teacher_stage(root / "data", root / "vae", root / "teacher", TeacherConfig(steps=3, batch_size=16),
                         dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1))
     cfg = DistillConfig(steps=1, prompts_per_step=2, method=MethodConfig(route_steps=4, r=RSchedule(warmup_steps=1)))
     run_distill(root / "teacher", read_prompts(root / "data" / "train_prompts.txt"), None, root / "student", cfg,

@@ -67,7 +67,7 @@ def test_teacher_flow_matching_loss_decreases():
     embeds, mask = torch.randn(2, 4, 16, generator=g), torch.ones(2, 4, dtype=torch.long)
     cfg = TeacherConfig(steps=1, batch_size=32)
     first = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
-    cfg.max_steps, cfg.warmup_steps = 120, 10
+    cfg.steps, cfg.warmup_steps = 120, 10
     log = train_teacher(tr, latents, cap, embeds, mask, torch.zeros(1, 4, 16), torch.ones(1, 4, dtype=torch.long), cfg, False)
     assert log["steps"] == 120 and log["loss_ema"] < 0.8 * first["loss_ema"]
 

@@ -20,10 +20,10 @@ from tbcm.world.teacher import TeacherConfig
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     build_data(root / "data", n_train=256, n_eval=64, seed=0, resolution=32)
-    build_vae(root / "data", root / "vae", AutoencoderConfig(channels=(8, 16, 32), max_steps=3, batch_size=16), n_psnr=16)
+    build_vae(root / "data", root / "vae", AutoencoderConfig(channels=(8, 16, 32), steps=3, batch_size=16), n_psnr=16)
     build_judge_stage(root / "data", root / "judge",
-                      JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, max_steps=3, batch_size=32), n_eval=16)
-    build_teacher_stage(root / "data", root / "vae", root / "teacher", TeacherConfig(max_steps=3, batch_size=16),
+                      JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, steps=3, batch_size=32), n_eval=16)
+    build_teacher_stage(root / "data", root / "vae", root / "teacher", TeacherConfig(steps=3, batch_size=16),
                         dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1))
     return root
 

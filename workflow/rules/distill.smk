@@ -1,10 +1,10 @@
 rule distill:
     input: teacher=TEACHER, prompts=f"{R}/prompts/prompts.txt", black=f"{R}/black_latent.pt"
-    output: directory(f"{R}/student")
+    output: student=directory(f"{R}/student"), live=directory(f"{R}/student_live")
     params: cfg=config["distill"]
     log: f"{R}/logs/distill.log"
     threads: 2
     resources: gpu=1
     shell:
         "tbcm distill --params {PARAMS} --teacher {input.teacher} --prompts {input.prompts} "
-        "--black-latent {input.black} --out {output} > {log} 2>&1"
+        "--black-latent {input.black} --out {output.student} --live {output.live} --resume latest > {log} 2>&1"

@@ -7,7 +7,7 @@ rule evaluate_teacher:
     threads: 2
     resources: gpu=1
     shell:
-        "tbcm world-eval --params {PARAMS} --teacher --model {input.model} --data {input.data} --judge {input.judge} "
+        "tbcm world-eval --params {PARAMS} --teacher --samples {R}/samples/teacher --model {input.model} --data {input.data} --judge {input.judge} "
         "--grids {output.grids} --out {output.metrics} > {log} 2>&1"
 
 rule evaluate_student:
@@ -18,5 +18,5 @@ rule evaluate_student:
     threads: 2
     resources: gpu=1
     shell:
-        "tbcm world-eval --params {PARAMS} --model {input.model} --data {input.data} --judge {input.judge} "
+        "tbcm world-eval --params {PARAMS} --samples {R}/samples/student --model {input.model} --data {input.data} --judge {input.judge} "
         "--grids {output.grids} --out {output.metrics} > {log} 2>&1"
