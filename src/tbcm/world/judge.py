@@ -46,7 +46,7 @@ class JudgeConfig:
     # caption with one attribute swapped. Plain CLIP on this grammar learns colour and background
     # (they dominate pixel statistics) long before shape; the swapped captions make every attribute pay.
     hard_negatives: bool = True
-    negatives_per_image: int = 20  # drawn per step from every image's table of swapped captions
+    negatives_per_image: int = 8  # drawn per step from every image's table of swapped captions
     steps: int = 1500
     seed: int = 0
 
