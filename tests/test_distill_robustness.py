@@ -230,7 +230,7 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
                  text_max_length=24, lr=d["lr"],
                  method={"guidance_scales": tuple(d["guidance_scales"]), "tangent_c": d["tangent"]["c"],
                          "r": RSchedule(d["r"]["schedule"], d["r"]["warmup_steps"], d["r"]["cooldown_start"],
-                                        d["r"]["cooldown_steps"], d["r"]["final"])})
+                                        d["r"]["cooldown_steps"], d["r_final"])})
     run_distill(teacher, PROMPTS, BLACK, tmp_path / "one", cfg, progress=False, live_dir=tmp_path / "one_live")
 
     def table(folder, name):
