@@ -41,8 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import math
-import os
 import platform
 import sys
 import time
@@ -53,6 +51,7 @@ import torch
 
 import tbcm.loss as loss_module
 from tbcm.atomic import write_json, write_text
+from tbcm.machine import cpu_model
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
 from tbcm.models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
@@ -406,14 +405,7 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         return f"{p.name} ({p.total_memory / GIB:.0f} GiB), torch {torch.__version__}, CUDA {torch.version.cuda}"
-    cpu = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "CPU")
     return f"{cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ("Snakefile", "dvc.yaml", "workflow", "profiles", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
@@ -58,10 +59,7 @@ def set_r_final(project: Path, value: float) -> None:
 def origin(tmp_path_factory):
     """A git + DVC project with the smoke configuration as params.yaml, reproduced and committed."""
     repo = tmp_path_factory.mktemp("origin")
-    for name in PROJECT:
-        src, dst = ROOT / name, repo / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    copy_project(repo, PROJECT)
     shutil.copy(ROOT / "workflow" / "smoke.yaml", repo / "params.yaml")
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "add", "-A")

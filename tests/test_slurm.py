@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import WORKFLOW_FILES, copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "slurm"
@@ -81,9 +82,7 @@ def cluster(tmp_path_factory):
 def run(cluster, tmp_path_factory):
     """The smoke configuration through `snakemake --profile slurm` in a copy of the project root."""
     work = tmp_path_factory.mktemp("slurm_work")
-    for name in ("Snakefile", "params.yaml", "workflow", "profiles", "slurm"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_project(work, WORKFLOW_FILES + ("slurm",))
     args = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--profile", str(SCRIPTS / "profile"),
             "--configfile", "workflow/smoke.yaml"]
     t0 = time.monotonic()

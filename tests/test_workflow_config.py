@@ -5,13 +5,13 @@ must fail at parse time (no job planned, nothing written under results/) with a 
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     work = tmp_path_factory.mktemp("config")
-    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_project(work)
     (work / "blank.txt").write_text("\n   \n\t\n")
     (work / "long.txt").write_text("a prompt with far too many words for the filter\n")
     (work / "p.csv").write_text("id,text\n1,a red star\n")

@@ -2,12 +2,12 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +21,7 @@ def _snakemake(cwd, *args, timeout=600):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
-    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_project(work)
     run = _snakemake(work)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return work
@@ -47,9 +45,7 @@ def test_second_run_does_nothing(smoke):
 
 
 def test_bad_configuration_stops_before_any_job(tmp_path):
-    for name in ("Snakefile", "params.yaml", "workflow", "profiles"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    copy_project(tmp_path)
     smoke = (tmp_path / "workflow" / "smoke.yaml").read_text()
     (tmp_path / "workflow" / "smoke.yaml").write_text(smoke.replace("steps: 3\n", "steps: three\n"))
     run = _snakemake(tmp_path, timeout=120)
