@@ -39,7 +39,7 @@ def test_judge_trains_and_scores_matching_text_higher():
     vocab = {"<pad>": 0, "<eos>": 1, "dark": 2, "light": 3}
     ids = torch.stack([torch.tensor([2 + int(l), 1] + [0] * 6) for l in labels])
     cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8, hard_negatives=False,
-                      steps=150, batch_size=64, lr=3e-3)
+                      group_size=0, image_size=32, steps=150, batch_size=64, lr=3e-3)
     model = build_judge(cfg, len(vocab), pad_id=0, eos_id=1)
     log = train_judge(model, imgs, ids, cfg, progress=False)
     assert log["steps"] > 0
@@ -76,8 +76,27 @@ def test_zero_shot_never_picks_an_invalid_candidate():
     """Invalid candidates (None) are masked, so a tie with the true text cannot steal the choice."""
     from tbcm.world.judge import zero_shot_choice
 
-    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8)
+    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8, image_size=32)
     model = build_judge(cfg, 4, pad_id=0, eos_id=1).eval()
     tok = lambda texts: torch.stack([torch.tensor([2 + (t == "b"), 1] + [0] * 6) for t in texts])
     pick = zero_shot_choice(model, _images(4), [[None, "a"], [None, "b"], ["a", None], ["b", None]], tok, 32)
     assert pick.tolist() == [1, 1, 0, 0]
+
+
+def test_grouped_batches_hold_images_that_differ_only_in_shape():
+    from tbcm.world import shapes
+    from tbcm.world.build import attribute_groups
+    from tbcm.world.judge import grouped_batch
+
+    attrs = [a.as_dict() for a in shapes.sample_attributes(3000, seed=0)]
+    groups = attribute_groups(attrs)
+    assert groups and all(len(classes) >= 2 for classes in groups)
+    rest = lambda i: {k: v for k, v in attrs[i].items() if k != "shape"}
+    for classes in groups:
+        assert len({attrs[c[0]]["shape"] for c in classes}) == len(classes)  # one class per shape
+        assert all(rest(i) == rest(classes[0][0]) and attrs[i]["shape"] == attrs[c[0]]["shape"] for c in classes for i in c)
+    wide = [c for c in groups if len(c) >= 4]  # every group gives a full block of 4
+    batch = grouped_batch(wide, 32, 4, torch.Generator().manual_seed(1))
+    assert torch.equal(batch, grouped_batch(wide, 32, 4, torch.Generator().manual_seed(1)))
+    for block in batch.view(8, 4).tolist():
+        assert all(rest(i) == rest(block[0]) for i in block) and len({attrs[i]["shape"] for i in block}) == 4

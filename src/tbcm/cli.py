@@ -64,7 +64,8 @@ def _world_judge(args) -> int:
     from .world.judge import JudgeConfig
 
     p = _params(args)["world"]["judge"]
-    _print(build_judge_stage(Path(args.data), Path(args.out), JudgeConfig(steps=p["steps"], hard_negatives=p["hard_negatives"], seed=p["seed"])))
+    cfg = JudgeConfig(steps=p["steps"], hard_negatives=p["hard_negatives"], group_size=p["group_size"], seed=p["seed"])
+    _print(build_judge_stage(Path(args.data), Path(args.out), cfg))
     return 0
 
 
@@ -75,7 +76,7 @@ def _world_teacher(args) -> int:
     p = _params(args)["world"]["teacher"]
     cfg = TeacherConfig(lr=p["lr"], batch_size=p["batch_size"], caption_dropout=p["caption_dropout"],
                         steps=p["steps"], seed=p["seed"])
-    model_kw = dict(hidden=p["hidden"], layers=p["layers"], heads=p["hidden"] // 32)
+    model_kw = dict(hidden=p["hidden"], layers=p["layers"], heads=p["hidden"] // 32, patch_size=p["patch_size"])
     m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, dict(hidden=64, layers=2),
                             shift=p["shift"])
     _print({k: v for k, v in m.items() if k != "model"})

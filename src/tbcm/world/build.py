@@ -105,6 +105,16 @@ def swapped_captions(attrs: list[dict], prompts: list[str]) -> list[list[str]]:
     return [r + r[: width - len(r)] for r in out]
 
 
+def attribute_groups(attrs: list[dict], vary: str = "shape") -> list[list[list[int]]]:
+    """Image indices grouped by every attribute but `vary`, and within a group by the value of `vary`;
+    only groups with at least two values (the judge's grouped batches: judge.grouped_batch)."""
+    by: dict[tuple, dict[str, list[int]]] = {}
+    for i, a in enumerate(attrs):
+        key = tuple(a[k] for k in ATTRIBUTE_VALUES if k != vary)
+        by.setdefault(key, {}).setdefault(a[vary], []).append(i)
+    return [[members for _, members in sorted(classes.items())] for _, classes in sorted(by.items()) if len(classes) > 1]
+
+
 def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 1000) -> dict:
     tok = world_tokenizer()
     train, prompts, _, train_attrs = load_split(data / "train")
@@ -115,7 +125,9 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
         rows = swapped_captions(train_attrs, prompts)
         flat = judge_token_ids(tok, [c for r in rows for c in r], cfg.context_length)
         negatives = flat.reshape(len(rows), len(rows[0]), -1)
-    log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg, negative_ids=negatives)
+    groups = attribute_groups(train_attrs) if cfg.group_size > 1 else None
+    log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg, negative_ids=negatives,
+                      groups=groups)
     acc = attribute_accuracy(model, tok, held[:n_eval], held_attrs[:n_eval], cfg)
     metrics = {**log, **{f"zero_shot_{k}_accuracy": v for k, v in acc.items()}, "config": asdict(cfg)}
     with atomic_dir(out) as tmp:
