@@ -4,6 +4,7 @@ rule distill:
     params: cfg=config["distill"]
     log: f"{R}/logs/distill.log"
     threads: 2
+    priority: 10  # before evaluate_teacher: distill is on the critical path
     resources: gpu=1
     shell:
         "tbcm distill --params {PARAMS} --teacher {input.teacher} --prompts {input.prompts} "

@@ -1,5 +1,7 @@
 # The embedded world (source: world): data, VAE, judge and teacher, built from nothing. CPU-sized
-# (minutes on 2 cores), so no rule here asks a cluster for a GPU.
+# (minutes on 2 cores), so no rule here asks a cluster for a GPU. The VAE goes first on both cores
+# (priority); then teacher and judge train side by side on one thread each (the judge is needed only
+# for evaluation, so it need not hold up the teacher).
 if config["source"] == "world":
 
     rule world_data:
@@ -14,6 +16,7 @@ if config["source"] == "world":
         params: cfg=config["world"]["vae"]
         log: f"{R}/logs/world_vae.log"
         threads: 2
+        priority: 10
         shell: "tbcm world-vae --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
 
     rule world_judge:
@@ -21,7 +24,7 @@ if config["source"] == "world":
         output: directory(f"{R}/world/judge")
         params: cfg=config["world"]["judge"]
         log: f"{R}/logs/world_judge.log"
-        threads: 2
+        threads: 1
         shell: "tbcm world-judge --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
 
     rule world_teacher:
@@ -29,5 +32,6 @@ if config["source"] == "world":
         output: directory(f"{R}/world/teacher")
         params: cfg=config["world"]["teacher"]
         log: f"{R}/logs/world_teacher.log"
-        threads: 2
+        threads: 1
+        priority: 10
         shell: "tbcm world-teacher --params {PARAMS} --data {input.data} --vae {input.vae} --out {output} > {log} 2>&1"
