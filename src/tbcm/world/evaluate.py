@@ -26,10 +26,13 @@ from .judge import image_features, text_features
 
 def judge_extractor(judge, cfg, judge_dir: Path) -> FeatureExtractor:
     """The judge's image tower (L2-normalised embeddings) as clean-fid's `custom_feat_extractor`; it
-    resizes by itself (judge.preprocess), so clean-fid hands it the images unresized."""
+    resizes by itself (judge.preprocess), so clean-fid hands it the images unresized. clean-fid moves
+    each batch to the evaluation's device (the GPU where there is one); the batch goes back to the
+    judge's own device (the CPU, where load_judge puts it)."""
     digest = sha256(Path(judge_dir) / "judge.pt")
+    device = next(judge.parameters()).device
     return FeatureExtractor(f"world judge image tower, judge.pt sha256 {digest[:12]}", f"judge-{digest[:8]}",
-                            lambda x: image_features(judge, x, cfg.image_size), keep_size)
+                            lambda x: image_features(judge, x.to(device), cfg.image_size), keep_size)
 
 
 def judge_scorer(judge, tok, cfg) -> ClipScorer:
