@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=fn)
         return s
 
-    from .toy2d import Toy2DConfig
+    from .toy2d_config import Toy2DConfig  # not .toy2d: that imports torch, which most commands never need
 
     d = {f.name: f.default for f in fields(Toy2DConfig)}
     t = sub.add_parser("toy2d", help="known-answer distillation of a 2-D Gaussian mixture (TBCM vs sCM)",
