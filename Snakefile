@@ -31,11 +31,14 @@ if config["prompts"]["file"]:
                        config["prompts"]["max_words"])
     except ValueError as e:
         raise WorkflowError(f"prompts.file: {e}")
+elif config["source"] == "sana":
+    raise WorkflowError("prompts.file: source sana needs a prompt file (the caption grammar is the embedded world's)")
 
 include: "workflow/rules/world.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/black_latent.smk"
 include: "workflow/rules/distill.smk"
+include: "workflow/rules/fid_reference.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

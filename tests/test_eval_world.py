@@ -220,6 +220,38 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 
+def test_world_eval_reads_the_reference_eval_reference_cached_and_never_writes_it(world, tmp_path, capsys):
+    """The pipeline's order: `tbcm eval-reference` computes the reference once (the fid_reference stage),
+    `world-eval --ref-cached` only reads it, and stops before generating anything when it is missing."""
+    import hashlib
+
+    from tbcm import cli
+
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["sample"].update(teacher_steps=2)
+    p["evaluate"].update(n=8, resolution=64)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    ref = tmp_path / "fid_reference"
+    evaluate = ["world-eval", "--params", str(tmp_path / "params.yaml"), "--teacher", "--model", str(world / "teacher"),
+                "--data", str(world / "data"), "--judge", str(world / "judge"), "--samples", str(tmp_path / "samples"),
+                "--ref-dir", str(ref), "--ref-cached", "--grids", str(tmp_path / "grids"), "--out", str(tmp_path / "m.json")]
+    assert cli.main(evaluate) == 2
+    assert "tbcm eval-reference" in capsys.readouterr().err
+    assert not (tmp_path / "samples").exists() and not ref.exists()
+
+    assert cli.main(["eval-reference", "--params", str(tmp_path / "params.yaml"), "--data", str(world / "data" / "eval"),
+                     "--judge", str(world / "judge"), "--ref-dir", str(ref)]) == 0
+    assert "images, computed)" in capsys.readouterr().out
+    (npz,) = ref.iterdir()
+    before = (npz.stat().st_mtime_ns, hashlib.sha256(npz.read_bytes()).hexdigest())
+    assert cli.main(evaluate) == 0
+    assert f"FID reference: {npz} (120 images, cached)" in capsys.readouterr().out
+    assert list(ref.iterdir()) == [npz]
+    assert (npz.stat().st_mtime_ns, hashlib.sha256(npz.read_bytes()).hexdigest()) == before
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert {row["reference"] for row in m.values()} == {npz.name}
+
+
 @pytest.mark.slow
 def test_evaluate_command_on_an_mjhq_layout_set_offline_with_inception(world, tmp_path, no_network):
     """The MJHQ-30k path end to end on an 8-image, 2-category set in MJHQ's layout: Inception-v3 from the

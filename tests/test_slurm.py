@@ -24,11 +24,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from project_copy import WORKFLOW_FILES, copy_project
+from project_copy import WORKFLOW_FILES, copy_project, sana_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "slurm"
 GPU_RULES = {"distill", "evaluate_teacher", "evaluate_student"}  # sampling and scoring included
+# source: sana adds its FID reference: Inception-v3 over MJHQ-30k's 30k images (the world's is CPU-sized)
+SANA_GPU_RULES = GPU_RULES | {"fid_reference"}
 HARD_TIMEOUT = 900  # s; the plugin can hang ignoring SIGTERM, so a run past this is killed with SIGKILL
 
 
@@ -161,8 +163,18 @@ def test_profile_asks_gpus_for_the_gpu_rules_only():
     profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert not {"gpu", "gres", "gpu_model"} & set(profile.get("default-resources", {}))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "2"], cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=120)
+    assert _gpu_rules(ROOT) == GPU_RULES
+
+
+def test_sana_source_asks_a_gpu_for_its_fid_reference_too(tmp_path):
+    copy_project(tmp_path)
+    assert _gpu_rules(tmp_path, "--configfile", str(sana_configuration(tmp_path))) == SANA_GPU_RULES
+
+
+def _gpu_rules(cwd: Path, *args) -> set[str]:
+    """The rules whose planned jobs declare gpu=1 (`snakemake --dry-run` of every rule)."""
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "2", *args], cwd=cwd,
+                         env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     gpu, rule = set(), None
     for line in out.stdout.splitlines():
@@ -170,4 +182,4 @@ def test_profile_asks_gpus_for_the_gpu_rules_only():
         rule = m.group(1) if m else rule
         if line.strip().startswith("resources:") and re.search(r"\bgpu=1\b", line):
             gpu.add(rule)
-    assert gpu == GPU_RULES
+    return gpu

@@ -5,13 +5,14 @@ must fail at parse time (no job planned, nothing written under results/) with a 
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from project_copy import copy_project
+from project_copy import copy_project, sana_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,9 @@ CASES = {
     "all_filtered_out": (lambda p: p["prompts"].update(file="long.txt", max_words=3),
                          ["prompts.file", "no prompts left from long.txt"]),
     "missing_column": (lambda p: p["prompts"].update(file="p.csv"), ["prompts.file", "no column 'prompt'"]),
+    "sana_without_its_section": (lambda p: p.update(source="sana"), ["'sana' is a required property"]),
+    "sana_without_prompt_file": (lambda p: p.update(source="sana", sana={"teacher": "t", "mjhq": "m"}),
+                                 ["prompts.file", "source sana needs a prompt file"]),
 }
 
 
@@ -79,3 +83,31 @@ def test_partial_configfile_and_config_overrides_are_refused(project):
     run = _dry_run(project, "--configfile", "workflow/smoke.yaml", "--config", "source=sana")
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "configuration differs from" in out and "smoke.yaml" in out, out[-2000:]
+
+
+def _planned(out: str) -> dict:
+    """rule -> its shell command, from a `--dry-run --printshellcmds` plan."""
+    jobs, rule = {}, None
+    for line in out.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("Shell command: ") and rule:
+            jobs[rule] = line[len("Shell command: "):]
+    return jobs
+
+
+def test_sana_source_plans_the_reference_and_evaluation_on_mjhq(project):
+    """source: sana: no world stages; the FID reference of the MJHQ-30k folder (Inception-v3, as eval-reference
+    does without --judge) is planned once, and both models are scored by `tbcm evaluate` against it."""
+    run = _dry_run(project, "--printshellcmds", "--configfile", str(sana_configuration(project)))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-2000:]
+    jobs = _planned(out)
+    assert not any(r.startswith("world_") for r in jobs), sorted(jobs)
+    assert re.match(r"tbcm eval-reference --params \S*sana\.yaml --data mjhq --ref-dir results/fid_reference >",
+                    jobs["fid_reference"]), jobs["fid_reference"]
+    for who, model in (("teacher", "sana_teacher"), ("student", "results/student")):
+        cmd = jobs[f"evaluate_{who}"]
+        assert cmd.startswith("tbcm evaluate ") and f"--model {model} --data mjhq " in cmd, cmd
+        assert "--ref-dir results/fid_reference --ref-cached " in cmd and "--judge" not in cmd, cmd
+    assert "--teacher sana_teacher" in jobs["black_latent"] and "--teacher sana_teacher" in jobs["distill"]

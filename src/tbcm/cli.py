@@ -110,7 +110,7 @@ def _world_eval(args) -> int:
                         samples_dir=Path(args.samples) if args.samples else None,
                         ref_dir=Path(args.ref_dir) if args.ref_dir else None, resolution=e["resolution"],
                         fid_features=e["fid_features"], weights_dir=e["weights_dir"], per_category=e["per_category"],
-                        batch_size=e["batch_size"])
+                        batch_size=e["batch_size"], compute_reference=not args.ref_cached)
     _write_metrics(args, m, label)
     return 0
 
@@ -139,7 +139,8 @@ def _evaluate(args) -> int:
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
                             seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
                             resolution=e["resolution"], batch_size=e["batch_size"],
-                            text_max_length=args.text_max_length, device=device)
+                            text_max_length=args.text_max_length, device=device,
+                            compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
                        inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
                        settings, Path(args.grids), label)
@@ -154,18 +155,18 @@ def _eval_reference(args) -> int:
     from .eval.weights import find_inception
 
     e = evaluate_params(_params(args))
-    if args.judge:  # the embedded world: the judge's image tower, unless evaluate.fid_features says inception
+    if args.judge and e["fid_features"] == "judge":  # the embedded world: the judge's image tower, on the CPU
         from .world.build import load_judge
         from .world.evaluate import judge_extractor
 
-        if e["fid_features"] == "inception":
-            extractor = inception_extractor(find_inception(e["weights_dir"]))
-        else:
-            judge, _, jcfg = load_judge(Path(args.judge))
-            extractor = judge_extractor(judge, jcfg, Path(args.judge))
-    else:
-        extractor = inception_extractor(find_inception(e["weights_dir"]))
-    ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"])
+        judge, _, jcfg = load_judge(Path(args.judge))
+        extractor, device = judge_extractor(judge, jcfg, Path(args.judge)), "cpu"
+    else:  # MJHQ-30k, or the world with evaluate.fid_features: inception
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        extractor = inception_extractor(find_inception(e["weights_dir"]), device)
+    ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"], device)
     print(ref.path)
     return 0
 
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=fn)
         return s
 
-    from .toy2d import Toy2DConfig
+    from .toy2d_config import Toy2DConfig  # not .toy2d: that imports torch, which most commands never need
 
     d = {f.name: f.default for f in fields(Toy2DConfig)}
     t = sub.add_parser("toy2d", help="known-answer distillation of a 2-D Gaussian mixture (TBCM vs sCM)",
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--ref-dir", required=samples_required, default=None,
                        help="folder of cached FID reference features (computed there once)"
                             + ("" if samples_required else " (default: a temporary folder)"))
+        s.add_argument("--ref-cached", action="store_true",
+                       help="only read the reference cached in --ref-dir (the pipeline's fid_reference stage, "
+                            "tbcm eval-reference, wrote it), never compute it: a missing file stops before any generation")
         s.add_argument("--grids", required=True, help="folder for the PNG grids, one per step count")
         s.add_argument("--out", required=True, help="metrics JSON")
         s.add_argument("--plot", default=None, help="also write FID and CLIP score against steps to this PNG")

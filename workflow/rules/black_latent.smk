@@ -1,4 +1,4 @@
-TEACHER = f"{R}/world/teacher" if config["source"] == "world" else config.get("sana", {}).get("teacher", "")
+TEACHER = f"{R}/world/teacher" if config["source"] == "world" else config["sana"]["teacher"]
 
 rule black_latent:
     input: TEACHER

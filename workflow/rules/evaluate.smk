@@ -1,22 +1,34 @@
-# Sampling (1/2/4 steps, the teacher at its own step count) and scoring happen in one stage per model.
+# Sampling (1/2/4 steps, the teacher at its own step count) and scoring happen in one stage per model,
+# against the FID reference of rules/fid_reference.smk, read and never computed here (--ref-cached).
+# The world is scored by its judge (`tbcm world-eval`), MJHQ-30k by Inception-v3 and OpenAI CLIP from
+# evaluate.weights_dir (`tbcm evaluate`).
+WORLD = config["source"] == "world"
+EVALUATE = "world-eval" if WORLD else "evaluate"
+JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
+
+
+def judge_flag(wildcards, input):
+    return f"--judge {input.judge}" if WORLD else ""
+
+
 rule evaluate_teacher:
-    input: model=TEACHER, data=f"{R}/world/data", judge=f"{R}/world/judge"
+    input: model=TEACHER, data=EVAL_SET, ref=FID_REF, **JUDGE
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
-    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}
+    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
     log: f"{R}/logs/evaluate_teacher.log"
     threads: 2
     resources: gpu=1
     shell:
-        "tbcm world-eval --params {PARAMS} --teacher --samples {R}/samples/teacher --model {input.model} --data {input.data} --judge {input.judge} "
-        "--grids {output.grids} --out {output.metrics} > {log} 2>&1"
+        "tbcm {EVALUATE} --params {PARAMS} --teacher --samples {R}/samples/teacher --model {input.model} --data {input.data} {params.judge} "
+        "--ref-dir {input.ref} --ref-cached --grids {output.grids} --out {output.metrics} > {log} 2>&1"
 
 rule evaluate_student:
-    input: model=f"{R}/student", data=f"{R}/world/data", judge=f"{R}/world/judge"
+    input: model=f"{R}/student", data=EVAL_SET, ref=FID_REF, **JUDGE
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
-    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}
+    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
     log: f"{R}/logs/evaluate_student.log"
     threads: 2
     resources: gpu=1
     shell:
-        "tbcm world-eval --params {PARAMS} --samples {R}/samples/student --model {input.model} --data {input.data} --judge {input.judge} "
-        "--grids {output.grids} --out {output.metrics} > {log} 2>&1"
+        "tbcm {EVALUATE} --params {PARAMS} --samples {R}/samples/student --model {input.model} --data {input.data} {params.judge} "
+        "--ref-dir {input.ref} --ref-cached --grids {output.grids} --out {output.metrics} > {log} 2>&1"

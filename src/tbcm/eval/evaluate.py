@@ -42,6 +42,9 @@ class EvalSettings:
     text_max_length: int = 24
     progress: bool = True
     device: str | None = None
+    # False: the reference must already be cached in ref_dir (the pipeline's fid_reference stage wrote
+    # it); a missing file stops before any generation instead of being computed there
+    compute_reference: bool = True
     extra: dict = field(default_factory=dict)  # recorded in every row (e.g. the model's label)
 
 
@@ -73,7 +76,8 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     prompts = [meta[i]["prompt"] for i in ids]
     cats = [meta[i]["category"] for i in ids]
     real_paths = image_paths(data_root, meta, ids)  # a missing real image stops before any generation
-    ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress)
+    ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress,
+                             compute=s.compute_reference)
     common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
     out = {"real": {**score_images(real_paths, ref.rows(ids), ids, prompts, cats, ref, scorer, s.batch_size, extra),

@@ -50,8 +50,11 @@ def reference_path(ref_dir: str | Path, data_root: str | Path, extractor: Featur
 
 def reference_features(data_root: str | Path, extractor: FeatureExtractor, resolution: int | None,
                        ref_dir: str | Path, batch_size: int = 64, device: str | torch.device = "cpu",
-                       progress: bool = True) -> Reference:
-    """Load the cached reference of this (set, extractor, resolution), or compute and cache it."""
+                       progress: bool = True, compute: bool = True) -> Reference:
+    """Load the cached reference of this (set, extractor, resolution), or compute and cache it.
+
+    `compute=False`: only load; a missing file stops (the pipeline's evaluation stages read the file
+    its fid_reference stage wrote and must never add one to that stage's output folder)."""
     meta = load_meta(data_root)
     ids = sorted(meta)
     cats = [meta[i]["category"] for i in ids]
@@ -63,6 +66,10 @@ def reference_features(data_root: str | Path, extractor: FeatureExtractor, resol
             raise ValueError(f"{path} does not hold the images of {data_root} (ids differ); delete it to recompute")
         print(f"FID reference: {path} ({len(ids)} images, cached)")
         return Reference(ids, cats, feats, path)
+    if not compute:
+        found = sorted(p.name for p in Path(ref_dir).glob("*.npz")) if Path(ref_dir).is_dir() else []
+        raise ValueError(f"no cached FID reference {path.name} in {ref_dir} (found: {', '.join(found) or 'none'}); "
+                         f"compute it first with tbcm eval-reference and the same evaluate settings")
     feats = file_features(image_paths(data_root, meta, ids), extractor, resolution, batch_size, device, progress,
                           description=f"reference {Path(data_root).name}")
     info = {"set": str(Path(data_root).resolve()), "extractor": extractor.name, "resolution": resolution,

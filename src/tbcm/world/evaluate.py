@@ -26,10 +26,13 @@ from .judge import image_features, text_features
 
 def judge_extractor(judge, cfg, judge_dir: Path) -> FeatureExtractor:
     """The judge's image tower (L2-normalised embeddings) as clean-fid's `custom_feat_extractor`; it
-    resizes by itself (judge.preprocess), so clean-fid hands it the images unresized."""
+    resizes by itself (judge.preprocess), so clean-fid hands it the images unresized. clean-fid moves
+    each batch to the evaluation's device (the GPU where there is one); the batch goes back to the
+    judge's own device (the CPU, where load_judge puts it)."""
     digest = sha256(Path(judge_dir) / "judge.pt")
+    device = next(judge.parameters()).device
     return FeatureExtractor(f"world judge image tower, judge.pt sha256 {digest[:12]}", f"judge-{digest[:8]}",
-                            lambda x: image_features(judge, x, cfg.image_size), keep_size)
+                            lambda x: image_features(judge, x.to(device), cfg.image_size), keep_size)
 
 
 def judge_scorer(judge, tok, cfg) -> ClipScorer:
@@ -46,13 +49,16 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
                     seed: int, grid_dir: Path | None = None, label: str = "", *, samples_dir: Path | None = None,
                     ref_dir: Path | None = None, resolution: int | None = 512, fid_features: str = "judge",
                     weights_dir: str | Path = "weights", per_category: int | None = None, batch_size: int = 64,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, compute_reference: bool = True) -> dict:
     """Metrics of a world teacher/student folder on the held-out split `data/eval`.
 
     Without `samples_dir` / `ref_dir` the images and the reference live in a temporary folder for this
-    call only (no resume, no cache)."""
+    call only (no resume, no cache). `compute_reference=False`: the reference must be cached in
+    `ref_dir` already (the pipeline's fid_reference stage)."""
     if fid_features not in ("judge", "inception"):
         raise ValueError(f"evaluate.fid_features must be 'judge' or 'inception', got {fid_features!r}")
+    if not compute_reference and ref_dir is None:
+        raise ValueError("a reference that must be cached needs its folder (ref_dir)")
     inception = find_inception(weights_dir) if fid_features == "inception" else None  # before any work
     root = Path(data) / "eval"
     load_meta(root)
@@ -68,7 +74,8 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
         return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"]}
 
     settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
-                            resolution=resolution, batch_size=batch_size, progress=progress)
+                            resolution=resolution, batch_size=batch_size, progress=progress,
+                            compute_reference=compute_reference)
     with ExitStack() as stack:
         scratch = lambda: Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbcm-eval-")))
         return evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,

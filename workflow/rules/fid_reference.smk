@@ -1,0 +1,35 @@
+# The FID reference: features of every real image of the evaluation set at evaluate.resolution, computed
+# once into one .npz (named by the set, the feature extractor's weights and the resolution:
+# eval/reference.py) and read by both evaluation stages (`--ref-dir ... --ref-cached`). It depends on
+# the set, the feature extractor and these evaluate keys only, so changing the distillation (e.g.
+# distill.r_final), sample or evaluate.n leaves it alone.
+FID_REF = f"{R}/fid_reference"
+FID_REF_KEYS = ("resolution", "fid_features", "weights_dir")
+
+if config["source"] == "world":
+    EVAL_SET = f"{R}/world/data"
+
+    rule fid_reference:
+        input: data=EVAL_SET, judge=f"{R}/world/judge"
+        output: directory(FID_REF)
+        params: cfg={k: config["evaluate"][k] for k in FID_REF_KEYS}
+        log: f"{R}/logs/fid_reference.log"
+        threads: 2
+        # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
+        # (or Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a
+        # GPU job would wait in a queue.
+        shell: "tbcm eval-reference --params {PARAMS} --data {input.data}/eval --judge {input.judge} --ref-dir {output} > {log} 2>&1"
+
+else:
+    EVAL_SET = config["sana"]["mjhq"]
+
+    rule fid_reference:
+        input: EVAL_SET
+        output: directory(FID_REF)
+        params: cfg={k: config["evaluate"][k] for k in FID_REF_KEYS}
+        log: f"{R}/logs/fid_reference.log"
+        threads: 2
+        # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)
+        # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU.
+        resources: gpu=1
+        shell: "tbcm eval-reference --params {PARAMS} --data {input} --ref-dir {output} > {log} 2>&1"
