@@ -34,7 +34,10 @@ def test_chain_leaves_metrics_grids_and_report(smoke):
         m = json.loads((res / "metrics" / f"{name}.json").read_text())
         assert all("fid" in v for v in m.values())
     assert set(json.loads((res / "metrics" / "student.json").read_text())) == {"real", "1_step", "2_step", "4_step"}
-    assert (res / "report.md").read_text().startswith("# tbcm report")
+    report = (res / "report.md").read_text()
+    assert report.startswith("# tbcm report")
+    psnr = json.loads((res / "world" / "vae" / "metrics.json").read_text())["psnr_eval_db"]
+    assert "## The embedded world" in report and f"| {psnr:.2f} |" in report  # the world's own quality
     assert len(list((res / "grids" / "student").glob("*.png"))) == 3
 
 

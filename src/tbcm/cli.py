@@ -241,7 +241,8 @@ def _report(args) -> int:
     from .eval.report import write_report
 
     _params(args)
-    print(write_report(Path(args.teacher), Path(args.student), Path(args.train_log), Path(args.out)))
+    print(write_report(Path(args.teacher), Path(args.student), Path(args.train_log), Path(args.out),
+                       Path(args.world) if args.world else None))
     return 0
 
 
@@ -338,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", required=True, help="teacher metrics JSON")
     s.add_argument("--student", required=True, help="student metrics JSON")
     s.add_argument("--train-log", required=True)
+    s.add_argument("--world", default=None, help="the embedded world's folder (its vae, judge, teacher metrics)")
     s.add_argument("--out", required=True)
     return p
 

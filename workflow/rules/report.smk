@@ -1,5 +1,8 @@
 rule report:
-    input: teacher=f"{R}/metrics/teacher.json", student=f"{R}/metrics/student.json", student_dir=f"{R}/student"
+    input:
+        teacher=f"{R}/metrics/teacher.json", student=f"{R}/metrics/student.json", student_dir=f"{R}/student",
+        world=[f"{R}/world/{k}" for k in ("vae", "judge", "teacher")] if config["source"] == "world" else [],
     output: report=f"{R}/report.md", plots=directory(f"{R}/plots")
     log: f"{R}/logs/report.log"
-    shell: "tbcm report --params {PARAMS} --teacher {input.teacher} --student {input.student} --train-log {input.student_dir}/train_log.json --out {output.report} > {log} 2>&1"
+    params: world=f"--world {R}/world" if config["source"] == "world" else ""
+    shell: "tbcm report --params {PARAMS} --teacher {input.teacher} --student {input.student} --train-log {input.student_dir}/train_log.json {params.world} --out {output.report} > {log} 2>&1"

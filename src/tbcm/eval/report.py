@@ -47,7 +47,22 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: Path) -> Path:
+def world_lines(world: Path) -> list[str]:
+    """The embedded world's own quality (issue 3's bar: VAE PSNR >= 28 dB, judge >= 95% shape and
+    colour on real held-out images), read from each stage's metrics.json."""
+    m = {k: json.loads((Path(world) / k / "metrics.json").read_text()) for k in ("vae", "judge", "teacher")}
+    cell = lambda v, f: "" if v is None else format(v, f)
+    return ["## The embedded world", "",
+            "| model | measure | value | train steps | train s |", "|---|---|---|---|---|",
+            f"| DC-AE | held-out PSNR (dB) | {cell(m['vae'].get('psnr_eval_db'), '.2f')} | {m['vae'].get('steps')} | {cell(m['vae'].get('seconds'), '.0f')} |",
+            f"| judge | zero-shot shape / colour accuracy, real held-out | "
+            f"{cell(m['judge'].get('zero_shot_shape_accuracy'), '.3f')} / {cell(m['judge'].get('zero_shot_color_accuracy'), '.3f')} "
+            f"| {m['judge'].get('steps')} | {cell(m['judge'].get('seconds'), '.0f')} |",
+            f"| teacher | flow-matching loss (EMA) | {cell(m['teacher'].get('loss_ema'), '.4f')} | {m['teacher'].get('steps')} "
+            f"| {cell(m['teacher'].get('seconds'), '.0f')} |", ""]
+
+
+def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: Path, world: Path | None = None) -> Path:
     teacher, student = json.loads(Path(teacher_json).read_text()), json.loads(Path(student_json).read_text())
     log = json.loads(Path(train_log).read_text()) if Path(train_log).is_file() else {}
     out = Path(out)
@@ -70,6 +85,8 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
               "prompts evaluated. Accuracies are zero-shot from the caption grammar (embedded world only).", ""]
     lines += [f"- {k.replace('_', ' ')}: {first[k]}" for k in SETTINGS if k in first] + [""]
     lines += _per_category(rows, "fid") + _per_category(rows, "clip_score")
+    if world is not None:
+        lines += world_lines(world)
     if log:
         lines += [f"Distillation: {log.get('steps')} steps, {log.get('pairs_per_step')} pairs per step, "
                   f"{log.get('seconds', 0):.0f} s, skipped steps: {log.get('skipped') or 'none'}.", ""]
