@@ -25,8 +25,8 @@ def sana_configuration(dst: Path) -> Path:
     import yaml
 
     dst = Path(dst)
-    for folder in ("sana_teacher", "mjhq"):
-        (dst / folder).mkdir(exist_ok=True)
+    for folder in ("sana_teacher/vae", "mjhq"):  # a SanaPipeline folder holds its DC-AE in vae/
+        (dst / folder).mkdir(parents=True, exist_ok=True)
     (dst / "sana_prompts.txt").write_text("a red star\n")
     params = yaml.safe_load((dst / "workflow" / "smoke.yaml").read_text())
     params.update(source="sana", sana={"teacher": "sana_teacher", "mjhq": "mjhq"})

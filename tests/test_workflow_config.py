@@ -110,4 +110,4 @@ def test_sana_source_plans_the_reference_and_evaluation_on_mjhq(project):
         cmd = jobs[f"evaluate_{who}"]
         assert cmd.startswith("tbcm evaluate ") and f"--model {model} --data mjhq " in cmd, cmd
         assert "--ref-dir results/fid_reference --ref-cached " in cmd and "--judge" not in cmd, cmd
-    assert "--teacher sana_teacher" in jobs["black_latent"] and "--teacher sana_teacher" in jobs["distill"]
+    assert "--vae sana_teacher/vae" in jobs["black_latent"] and "--teacher sana_teacher" in jobs["distill"]

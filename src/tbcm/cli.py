@@ -181,9 +181,9 @@ def _black_latent(args) -> int:
     from .distill import black_latent
 
     res = _params(args)["black_latent"]["resolution"]
-    vae_dir = Path(args.teacher) / "vae"
-    if not vae_dir.is_dir():
-        raise ValueError(f"no VAE folder at {vae_dir}")
+    vae_dir = Path(args.vae)
+    if not (vae_dir / "config.json").is_file():
+        raise ValueError(f"no diffusers AutoencoderDC folder (config.json) at --vae {vae_dir}")
     lat = black_latent(AutoencoderDC.from_pretrained(vae_dir).eval(), res)
     out = Path(args.out)
     with atomic_path(out) as tmp:
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--world-prompts", default=None, help="the world's train_prompts.txt (used when prompts.file is null)")
     s.add_argument("--out", required=True)
     s = stage("black-latent", _black_latent, "VAE latent of an all-black image (the brightness filter's reference)")
-    s.add_argument("--teacher", required=True, help="diffusers SanaPipeline folder (its vae/ is used)")
+    s.add_argument("--vae", required=True, help="diffusers AutoencoderDC folder: a SanaPipeline's vae/, or the world's VAE")
     s.add_argument("--out", required=True, help="output .pt file")
     s = stage("distill", _distill, "TBCM distillation of a SanaPipeline teacher into a SanaSprintPipeline student "
                                    "(data parallel: accelerate launch --multi_gpu --num_processes N -m tbcm.cli distill ...; "

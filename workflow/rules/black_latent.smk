@@ -1,8 +1,11 @@
 TEACHER = f"{R}/world/teacher" if config["source"] == "world" else config["sana"]["teacher"]
+# The DC-AE alone: in the world it is ready long before the teacher, so this stage is off the critical path.
+VAE = f"{R}/world/vae" if config["source"] == "world" else f"{config['sana']['teacher']}/vae"
 
 rule black_latent:
-    input: TEACHER
+    input: VAE
     output: f"{R}/black_latent.pt"
     params: cfg=config["black_latent"]
     log: f"{R}/logs/black_latent.log"
-    shell: "tbcm black-latent --params {PARAMS} --teacher {input} --out {output} > {log} 2>&1"
+    priority: 10  # distill needs it; 10 s, before the judge takes the second core
+    shell: "tbcm black-latent --params {PARAMS} --vae {input} --out {output} > {log} 2>&1"

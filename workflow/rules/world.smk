@@ -1,8 +1,8 @@
 # The embedded world (source: world): data, VAE, judge and teacher, built from nothing. CPU-sized
-# (minutes on 2 cores), so no rule here asks a cluster for a GPU. Every stage takes one thread: the
-# judge (the longest, ~9 min) trains beside the VAE and then the teacher, which is the critical path
-# (VAE -> teacher -> distill). One thread each wastes less than two: a VAE step is only 1.6x faster on
-# two threads (docs/world-budget.md).
+# (minutes on 2 cores), so no rule here asks a cluster for a GPU. The critical path is VAE -> teacher
+# -> distill: the VAE goes first on both cores (priority; a VAE step is 1.6x faster on two threads),
+# then teacher and judge train side by side on one thread each; the judge (~9 min) is needed only
+# for evaluation and finishes while distill runs (docs/world-budget.md).
 if config["source"] == "world":
 
     rule world_data:
@@ -16,7 +16,7 @@ if config["source"] == "world":
         output: directory(f"{R}/world/vae")
         params: cfg=config["world"]["vae"]
         log: f"{R}/logs/world_vae.log"
-        threads: 1
+        threads: 2
         priority: 10
         shell: "tbcm world-vae --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
 
