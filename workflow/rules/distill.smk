@@ -3,9 +3,9 @@ rule distill:
     output: student=directory(f"{R}/student"), live=directory(f"{R}/student_live")
     params: cfg=config["distill"]
     log: f"{R}/logs/distill.log"
-    # One thread: the world's distillation step is no faster on two (2.2 steps/s either way), so
-    # evaluate_teacher runs beside it. Sana scale runs on the GPU and reads only a prompt file.
-    threads: 1
+    # The world: one thread, as a distillation step is no faster on two (2.2 steps/s either way), so
+    # evaluate_teacher runs beside it. Sana scale: the GPU does the work, the CPUs feed it.
+    threads: 1 if config["source"] == "world" else 2
     priority: 10  # before evaluate_teacher: distill is on the critical path
     resources: gpu=1
     shell:

@@ -16,7 +16,7 @@ rule evaluate_teacher:
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
     params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
     log: f"{R}/logs/evaluate_teacher.log"
-    threads: 1  # the two evaluations run side by side (or beside distill): one core each
+    threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1
     shell:
         "tbcm {EVALUATE} --params {PARAMS} --teacher --samples {R}/samples/teacher --model {input.model} --data {input.data} {params.judge} "
@@ -27,7 +27,7 @@ rule evaluate_student:
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
     params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
     log: f"{R}/logs/evaluate_student.log"
-    threads: 1  # the two evaluations run side by side (or beside distill): one core each
+    threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1
     shell:
         "tbcm {EVALUATE} --params {PARAMS} --samples {R}/samples/student --model {input.model} --data {input.data} {params.judge} "

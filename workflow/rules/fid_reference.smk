@@ -14,7 +14,7 @@ if config["source"] == "world":
         output: directory(FID_REF)
         params: cfg={k: config["evaluate"][k] for k in FID_REF_KEYS}
         log: f"{R}/logs/fid_reference.log"
-        threads: 1  # runs beside the teacher, which trains on the other core
+        threads: 1  # runs beside distill, which has the other core
         # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
         # (or Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a
         # GPU job would wait in a queue.
