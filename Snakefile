@@ -22,6 +22,7 @@ if STAGE_CONFIG != config:
                         "configuration (params.yaml or --configfile FILE) and no --config overrides")
 # Compared before Snakemake's validate, which would fill in schema defaults the stages never see.
 validate(config, "workflow/schemas/params.schema.yaml")
+WORLD = config["source"] == "world"  # the embedded world; otherwise a local Sana teacher and MJHQ-30k
 
 # A prompt file is read now, before any job starts: a missing file, a missing column or a set left
 # empty by cleaning and the word filter stops the run with the key and the path named.

@@ -1,6 +1,6 @@
-TEACHER = f"{R}/world/teacher" if config["source"] == "world" else config["sana"]["teacher"]
+TEACHER = f"{R}/world/teacher" if WORLD else config["sana"]["teacher"]
 # The DC-AE alone: in the world it is ready long before the teacher, so this stage is off the critical path.
-VAE = f"{R}/world/vae" if config["source"] == "world" else f"{config['sana']['teacher']}/vae"
+VAE = f"{R}/world/vae" if WORLD else f"{config['sana']['teacher']}/vae"
 
 rule black_latent:
     input: VAE

@@ -5,7 +5,7 @@ rule distill:
     log: f"{R}/logs/distill.log"
     # The world: one thread, as a distillation step is no faster on two (2.2 steps/s either way), so
     # evaluate_teacher runs beside it. Sana scale: the GPU does the work, the CPUs feed it.
-    threads: 1 if config["source"] == "world" else 2
+    threads: 1 if WORLD else 2
     priority: 10  # before evaluate_teacher: distill is on the critical path
     resources: gpu=1
     shell:

@@ -2,7 +2,6 @@
 # against the FID reference of rules/fid_reference.smk, read and never computed here (--ref-cached).
 # The world is scored by its judge (`tbcm world-eval`), MJHQ-30k by Inception-v3 and OpenAI CLIP from
 # evaluate.weights_dir (`tbcm evaluate`).
-WORLD = config["source"] == "world"
 EVALUATE = "world-eval" if WORLD else "evaluate"
 JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 

@@ -6,7 +6,7 @@
 FID_REF = f"{R}/fid_reference"
 FID_REF_KEYS = ("resolution", "fid_features", "weights_dir")
 
-if config["source"] == "world":
+if WORLD:
     EVAL_SET = f"{R}/world/data"
 
     rule fid_reference:

@@ -1,5 +1,5 @@
 rule collect_prompts:
-    input: f"{R}/world/data" if config["source"] == "world" and not config["prompts"]["file"] else config["prompts"]["file"]
+    input: f"{R}/world/data" if WORLD and not config["prompts"]["file"] else config["prompts"]["file"]
     output: f"{R}/prompts/prompts.txt"
     log: f"{R}/logs/collect_prompts.log"
     params:

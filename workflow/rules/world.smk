@@ -3,7 +3,7 @@
 # -> distill: the VAE goes first on both cores (priority; a VAE step is 1.6x faster on two threads),
 # then teacher and judge train side by side on one thread each; the judge (~9 min) is needed only
 # for evaluation and finishes while distill runs (docs/world-budget.md).
-if config["source"] == "world":
+if WORLD:
 
     rule world_data:
         output: directory(f"{R}/world/data")
