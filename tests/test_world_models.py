@@ -2,7 +2,7 @@
 
 import torch
 
-from tbcm.world.autoencoder import AutoencoderConfig, build_autoencoder, psnr, train_autoencoder
+from tbcm.world.autoencoder import AutoencoderConfig, build_autoencoder, foreground_weights, psnr, train_autoencoder
 from tbcm.world.judge import JudgeConfig, build_judge, clip_scores, train_judge, zero_shot_choice
 
 
@@ -30,6 +30,20 @@ def test_autoencoder_trains_sets_scaling_and_round_trips(tmp_path):
     vae.save_pretrained(tmp_path / "vae")
     again = AutoencoderDC.from_pretrained(tmp_path / "vae")
     assert again.config.scaling_factor == vae.config.scaling_factor
+
+
+def test_foreground_weights_cover_the_shape_and_its_rim_only():
+    imgs = _images(4)  # a 16 x 16 square at [8:24] on a plain background
+    imgs[1, 0, 0] = 255 - imgs[1, 1, 1]  # an odd border pixel: the median still finds the background
+    w = foreground_weights(imgs.permute(0, 3, 1, 2).float() / 127.5 - 1, alpha=10.0)
+    expect = torch.ones(32, 32)
+    expect[7:25, 7:25] = 11.0  # the square and a 1-px rim
+    for i in (0, 2, 3):
+        assert torch.equal(w[i, 0], expect), i
+    expect[:2, :2] = 11.0  # the odd pixel is not background, and gets its rim too
+    assert torch.equal(w[1, 0], expect)
+    plain = torch.full((2, 3, 32, 32), 0.3)
+    assert torch.equal(foreground_weights(plain, 10.0), torch.ones(2, 1, 32, 32))
 
 
 def test_judge_trains_and_scores_matching_text_higher():

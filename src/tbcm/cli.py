@@ -54,7 +54,8 @@ def _world_vae(args) -> int:
 
     p = _params(args)["world"]["vae"]
     cfg = AutoencoderConfig(latent_channels=p["latent_channels"], channels=tuple(p["channels"]), lr=p["lr"],
-                            batch_size=p["batch_size"], steps=p["steps"], seed=p["seed"])
+                            batch_size=p["batch_size"], steps=p["steps"], foreground_weight=p["foreground_weight"],
+                            seed=p["seed"])
     _print(build_vae(Path(args.data), Path(args.out), cfg))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderDC
 
 from .budget import StepBudget
@@ -24,6 +25,7 @@ class AutoencoderConfig:
     lr: float = 1e-3
     batch_size: int = 64
     steps: int = 1100
+    foreground_weight: float = 10.0  # extra loss weight on the shape and its 1-px rim (foreground_weights)
     seed: int = 0
 
 
@@ -71,8 +73,26 @@ def latent_std(vae: AutoencoderDC, images_uint8: torch.Tensor, batch_size: int =
     return float(lat.std())
 
 
+def foreground_weights(x: torch.Tensor, alpha: float, threshold: float = 0.15) -> torch.Tensor:
+    """Per-pixel loss weights [B, 1, H, W]: 1 + alpha on the shape and a 1-px rim around it, 1 elsewhere.
+
+    Why: a world image is a plain background with one shape; a small shape covers ~7% of a 32-px image,
+    so a plain pixel loss spends the tiny VAE on the flat background and rounds small shapes into blobs.
+    Measured (docs/world-budget.md, session 5): the judge reads the shape of plain-loss reconstructions
+    of held-out images 78% right (small shapes 62%; originals 99.7%), which caps any teacher trained in
+    that latent space; alpha = 10 lifts it to 94% (small 91%) and held-out PSNR from 29.0 to 32.3 dB at
+    the same steps. The background is the per-channel median of the 1-px border (every shape stays
+    inside the image, so the border is background); x is in [-1, 1].
+    """
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
+    background = border.median(dim=2).values[:, :, None, None]
+    shape = ((x - background).abs().sum(1, keepdim=True) > threshold).to(x.dtype)
+    return 1 + alpha * F.max_pool2d(shape, kernel_size=3, stride=1, padding=1)
+
+
 def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progress: bool = True):
-    """Train on uint8 [N, H, W, 3] by MSE + L1 in pixel space; returns (vae, log dict).
+    """Train on uint8 [N, H, W, 3] by MSE + L1 in pixel space, weighted towards the shape
+    (`foreground_weights`, normalised by the mean weight); returns (vae, log dict).
 
     Trains cfg.steps steps, then sets `scaling_factor` = 1 / latent std.
     """
@@ -88,7 +108,8 @@ def train_autoencoder(images_uint8: torch.Tensor, cfg: AutoencoderConfig, progre
         idx = torch.randint(len(images_uint8), (cfg.batch_size,), generator=g)
         x = to_model_space(images_uint8[idx])
         rec = vae.decode(vae.encode(x).latent).sample
-        loss = (rec - x).pow(2).mean() + 0.1 * (rec - x).abs().mean()
+        w = foreground_weights(x, cfg.foreground_weight)
+        loss = (w * ((rec - x).pow(2) + 0.1 * (rec - x).abs())).mean() / w.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
