@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import math
 
+import dataclasses
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -132,6 +134,29 @@ def test_teacher_sampler_matches_sana_pipeline(world):
     ours = teacher_sample(teacher, cond_of(world, PROMPTS), cond_of(world, [""]), SD * noise, 4.5, steps=4, shift=2.5) / SD
     assert theirs.abs().max() > 0.1
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluation_samples_the_teacher_with_its_own_scheduler_shift(world, tmp_path):
+    """tbcm's evaluation generator reads the teacher folder's scheduler shift and draws the same images as
+    SanaPipeline with that scheduler and the same initial latents (a shift other than the default 2.5)."""
+    from tbcm.eval.generate import generate, load_generator, prompt_noise, scheduler_shift
+
+    p = world["pipe"]
+    SanaPipeline(tokenizer=p.tokenizer, text_encoder=p.text_encoder, vae=p.vae, transformer=p.transformer,
+                 scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0)).save_pretrained(tmp_path / "t")
+    gen = load_generator(tmp_path / "t", text_max_length=MAX_LEN, device="cpu")
+    assert gen.shift == scheduler_shift(tmp_path / "t") == 5.0
+    ours = generate(gen, PROMPTS, [0, 1], steps=4, guidance=4.5).float()
+    pipe = SanaPipeline.from_pretrained(tmp_path / "t")
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(prompt=PROMPTS, num_inference_steps=4, guidance_scale=4.5, output_type="pt",
+                  latents=prompt_noise(0, [0, 1], gen.latent_shape), **COMMON).images  # [0, 1]
+    theirs = (theirs * 255).permute(0, 2, 3, 1)
+    assert ours.std() > 5  # not a flat image
+    assert (ours - theirs).abs().max() <= 1.01  # uint8 rounding only
+    other = generate(dataclasses.replace(gen, shift=2.5),
+                     PROMPTS, [0, 1], steps=4, guidance=4.5).float()
+    assert (other - theirs).abs().max() > 2  # the shift matters at this size, so the check above can fail
 
 
 def test_velocity_conventions(world):

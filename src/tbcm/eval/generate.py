@@ -54,6 +54,7 @@ class Generator:
     text_max_length: int = 24
     fingerprint: str = ""
     device: str = "cpu"
+    shift: float | None = None  # teacher only: its scheduler's time shift, the route it samples along
 
     def encode(self, prompts):
         e, m = encode_prompts(self.tokenizer, self.encoder, list(prompts), self.text_max_length)
@@ -73,6 +74,22 @@ def folder_fingerprint(folder: str | Path) -> str:
     return h.hexdigest()
 
 
+def scheduler_shift(folder: Path) -> float:
+    """The static time shift of a teacher folder's flow-matching scheduler (`shift` of
+    FlowMatchEulerDiscreteScheduler, `flow_shift` of the DPM-Solver Sana ships), which is the Reference
+    Route the teacher is sampled along, as SanaPipeline would."""
+    path = folder / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        raise ValueError(f"{folder}: no scheduler/scheduler_config.json, so the teacher's sampling shift is unknown")
+    c = json.loads(path.read_text())
+    if c.get("use_dynamic_shifting"):
+        raise ValueError(f"{path}: dynamic (resolution-dependent) shifting is not supported; use a static shift")
+    for key in ("shift", "flow_shift"):
+        if c.get(key) is not None:
+            return float(c[key])
+    raise ValueError(f"{path} has neither 'shift' nor 'flow_shift'")
+
+
 def load_generator(folder: str | Path, text_max_length: int = 24, device: str | None = None) -> Generator:
     from diffusers import AutoencoderDC
 
@@ -83,8 +100,9 @@ def load_generator(folder: str | Path, text_max_length: int = 24, device: str | 
     cls = json.loads(index.read_text())["_class_name"]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tr, encoder, tokenizer = load_pipeline_parts(folder)
+    shift = None
     if cls == "SanaPipeline":
-        kind, den = "teacher", sana_denoiser(tr)
+        kind, den, shift = "teacher", sana_denoiser(tr), scheduler_shift(folder)
     elif cls == "SanaSprintPipeline":
         kind, den = "student", SanaTrigFlowStudent(tr)
     else:
@@ -94,7 +112,7 @@ def load_generator(folder: str | Path, text_max_length: int = 24, device: str | 
     for m in (tr, encoder, vae):
         m.to(device)
     return Generator(kind, den, tokenizer, encoder, vae, (c.in_channels, c.sample_size, c.sample_size),
-                     text_max_length, folder_fingerprint(folder), device)
+                     text_max_length, folder_fingerprint(folder), device, shift)
 
 
 def prompt_generators(seed: int, indices) -> list[torch.Generator]:
@@ -125,7 +143,7 @@ def generate(gen: Generator, prompts: list[str], indices: list[int], steps: int,
         gens = prompt_generators(seed, idx)
         noise = _draw(gens, gen.latent_shape).to(dev) * SIGMA_DATA
         if gen.kind == "teacher":
-            x0 = teacher_sample(gen.denoiser, cond, uncond, noise, guidance, steps)
+            x0 = teacher_sample(gen.denoiser, cond, uncond, noise, guidance, steps, shift=gen.shift)
         else:
             cond[GUIDANCE] = torch.full((len(p),), float(guidance), device=dev)
             x0 = _consistency_per_prompt(gen.denoiser, cond, noise, consistency_times(steps), gens)
