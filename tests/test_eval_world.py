@@ -5,6 +5,7 @@ report and `dvc metrics diff` read."""
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from tbcm.distill import DistillConfig, read_prompts, run_distill
 from tbcm.eval.clip_score import clip_scores
 from tbcm.eval.fid import fid, file_features, keep_size, resize_to
 from tbcm.eval.generate import generate_folder, load_generator
-from tbcm.eval.mjhq import global_index, image_paths, load_meta, subset
+from tbcm.eval.mjhq import global_index, image_paths, load_images, load_meta, subset
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig
 from tbcm.world.autoencoder import AutoencoderConfig
@@ -209,7 +210,7 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
             assert cli.main(args) == 0
             outs[run, who] = json.loads((tmp_path / "metrics" / f"{who}.json").read_text())
     assert outs[1, "student"] == outs[2, "student"] and outs[1, "teacher"] == outs[2, "teacher"]
-    assert set(outs[1, "student"]) == {"real", "1_step", "2_step"} and set(outs[1, "teacher"]) == {"real", "2_step", "1_step"}
+    assert set(outs[1, "student"]) == {"real", "1_step", "2_step"} and set(outs[1, "teacher"]) == {"real", "2_step", "1_step", "vae_reconstructions"}
     assert len(list((tmp_path / "ref").glob("eval-*_judge-*_64px.npz"))) == 1  # one reference for both models
     assert (tmp_path / "plots" / "student.png").is_file()
     (tmp_path / "student").mkdir()
@@ -217,6 +218,7 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
                           tmp_path / "student" / "train_log.json", tmp_path / "report.md")
     text = report.read_text()
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
+    assert outs[1, "teacher"]["vae_reconstructions"]["n"] == 12 and "| real held-out images through the VAE |" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 
@@ -287,3 +289,34 @@ def test_evaluate_command_on_an_mjhq_layout_set_offline_with_inception(world, tm
         assert row["n"] == 8 and set(row["per_category"]) == set(cats)
     assert len(list((tmp_path / "grids").glob("*.png"))) == 1
     assert [f.name for f in (tmp_path / "ref").iterdir()][0].startswith("mjhq-")
+
+
+class _FakeVAE:
+    """encode/decode as diffusers' AutoencoderDC returns them; `blank` decodes every image to mid-grey."""
+
+    dtype = torch.float32
+
+    def __init__(self, blank: bool):
+        self.blank = blank
+
+    def encode(self, x):
+        return SimpleNamespace(latent=x)
+
+    def decode(self, z):
+        return SimpleNamespace(sample=torch.zeros_like(z) if self.blank else z)
+
+
+def test_reconstruction_accuracy_is_the_judges_accuracy_on_what_the_vae_gives_back(judged):
+    from tbcm.world.build import attribute_accuracy
+    from tbcm.world.evaluate import reconstruction_accuracy
+
+    attrs = json.loads((judged["ev"] / "attributes.json").read_text())
+    ids = judged["ids"][:48]
+    images = load_images(judged["ev"], judged["meta"], ids)
+    a = [attrs[i] for i in ids]
+    args = (judged["judge"], judged["tok"], judged["cfg"])
+    real = attribute_accuracy(judged["judge"], judged["tok"], images, a, judged["cfg"])
+    same = reconstruction_accuracy(_FakeVAE(False), *args, images, a, batch_size=20)
+    assert same == {"shape_accuracy": real["shape"], "color_accuracy": real["color"], "n": 48}
+    blank = reconstruction_accuracy(_FakeVAE(True), *args, images, a)
+    assert blank["color_accuracy"] < real["color"]  # a grey image shows no colour the judge can read

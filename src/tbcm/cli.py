@@ -111,7 +111,8 @@ def _world_eval(args) -> int:
                         samples_dir=Path(args.samples) if args.samples else None,
                         ref_dir=Path(args.ref_dir) if args.ref_dir else None, resolution=e["resolution"],
                         fid_features=e["fid_features"], weights_dir=e["weights_dir"], per_category=e["per_category"],
-                        batch_size=e["batch_size"], compute_reference=not args.ref_cached)
+                        batch_size=e["batch_size"], compute_reference=not args.ref_cached,
+                        reconstructions=args.teacher)
     _write_metrics(args, m, label)
     return 0
 

@@ -74,6 +74,8 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
     if log.get("curve"):
         _plot_curve(log["curve"], plots / "training_curve.png")
     rows = [("real held-out images", teacher.get("real", {}))]
+    if "vae_reconstructions" in teacher:  # the embedded world: what the judge reads through the VAE alone
+        rows += [("real held-out images through the VAE", teacher["vae_reconstructions"])]
     rows += [(f"teacher, {k.replace('_', ' ')}", v) for k, v in teacher.items() if k.endswith("_step")]
     rows += [(f"student, {k.replace('_', ' ')}", v) for k, v in student.items() if k.endswith("_step")]
     lines = ["# tbcm report", "", "| model | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]

@@ -18,8 +18,9 @@ import torch
 from ..eval.clip_score import ClipScorer
 from ..eval.evaluate import EvalSettings, evaluate_model
 from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
-from ..eval.mjhq import load_meta
+from ..eval.mjhq import load_images, load_meta, subset
 from ..eval.weights import find_inception, sha256
+from .autoencoder import to_model_space
 from .build import attribute_accuracy, judge_token_ids, load_judge
 from .judge import image_features, text_features
 
@@ -45,16 +46,32 @@ def judge_scorer(judge, tok, cfg) -> ClipScorer:
     return ClipScorer("world judge", encode_images, encode_texts)
 
 
+@torch.no_grad()
+def reconstruction_accuracy(vae, judge, tok, jcfg, images: torch.Tensor, attrs: list[dict], batch_size: int = 256) -> dict:
+    """The judge's shape and colour accuracy on real images passed through the VAE (encode, decode):
+    the most a generator in this latent space can score, whatever its denoiser (docs/world-budget.md,
+    session 5: a plain-loss VAE capped it at 78% shape)."""
+    rec = []
+    for i in range(0, len(images), batch_size):
+        x = to_model_space(images[i : i + batch_size]).to(vae.dtype)
+        out = vae.decode(vae.encode(x).latent).sample.clamp(-1, 1)
+        rec.append(((out.float() + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
+    acc = attribute_accuracy(judge, tok, torch.cat(rec), attrs, jcfg)
+    return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"], "n": len(attrs)}
+
+
 def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guidance: float, n_eval: int | None,
                     seed: int, grid_dir: Path | None = None, label: str = "", *, samples_dir: Path | None = None,
                     ref_dir: Path | None = None, resolution: int | None = 512, fid_features: str = "judge",
                     weights_dir: str | Path = "weights", per_category: int | None = None, batch_size: int = 64,
-                    progress: bool = True, compute_reference: bool = True) -> dict:
+                    progress: bool = True, compute_reference: bool = True, reconstructions: bool = False) -> dict:
     """Metrics of a world teacher/student folder on the held-out split `data/eval`.
 
     Without `samples_dir` / `ref_dir` the images and the reference live in a temporary folder for this
     call only (no resume, no cache). `compute_reference=False`: the reference must be cached in
-    `ref_dir` already (the pipeline's fid_reference stage)."""
+    `ref_dir` already (the pipeline's fid_reference stage). `reconstructions`: add a
+    "vae_reconstructions" row, the judge's accuracy on the evaluated real images through the folder's
+    VAE (`reconstruction_accuracy`)."""
     if fid_features not in ("judge", "inception"):
         raise ValueError(f"evaluate.fid_features must be 'judge' or 'inception', got {fid_features!r}")
     if not compute_reference and ref_dir is None:
@@ -78,5 +95,14 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
                             compute_reference=compute_reference)
     with ExitStack() as stack:
         scratch = lambda: Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbcm-eval-")))
-        return evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,
-                              judge_scorer(judge, tok, jcfg), settings, grid_dir, label, extra=accuracy)
+        out = evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,
+                             judge_scorer(judge, tok, jcfg), settings, grid_dir, label, extra=accuracy)
+    if reconstructions:
+        from diffusers import AutoencoderDC
+
+        meta = load_meta(root)
+        ids = subset(meta, per_category, seed, n_eval)
+        vae = AutoencoderDC.from_pretrained(Path(folder) / "vae").eval()
+        out["vae_reconstructions"] = reconstruction_accuracy(vae, judge, tok, jcfg, load_images(root, meta, ids),
+                                                             [attrs[i] for i in ids])
+    return out
