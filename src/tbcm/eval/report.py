@@ -24,7 +24,9 @@ def _per_category(rows: list[tuple[str, dict]], key: str) -> list[str]:
         return []
     lines = [f"| {key} by category | " + " | ".join(cats) + " |", "|---" * (len(cats) + 1) + "|"]
     for name, m in rows:
-        per = m.get("per_category", {})
+        if "per_category" not in m:  # e.g. the VAE-reconstruction row: accuracies only
+            continue
+        per = m["per_category"]
         lines.append(f"| {name} | " + " | ".join(_cell(per.get(c, {}).get(key)) for c in cats) + " |")
     return lines + [""]
 
