@@ -176,9 +176,9 @@ def load_judge(folder: Path):
 # --------------------------------------------------------------------------- teacher
 
 def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig, model_kw: dict, text_kw: dict,
-                        shift: float = 2.5) -> dict:
+                        shift: float = 2.5, after_step=None) -> dict:
     """Encode the train split once with the VAE and the captions once with the text encoder, train
-    the transformer, and save the whole diffusers SanaPipeline folder."""
+    the transformer, and save the whole diffusers SanaPipeline folder. `after_step`: train_teacher's."""
     from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
 
     from ..models.sana import tiny_sana_config
@@ -197,7 +197,8 @@ def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig
     torch.manual_seed(cfg.seed)
     kw = tiny_sana_config(in_channels=lat.shape[1], sample_size=lat.shape[-1], caption_channels=embeds.shape[-1], **model_kw)
     transformer = SanaTransformer2DModel(**kw)
-    log = train_teacher(transformer, lat, torch.tensor([index[p] for p in prompts]), embeds, mask, null_e, null_m, cfg)
+    log = train_teacher(transformer, lat, torch.tensor([index[p] for p in prompts]), embeds, mask, null_e, null_m, cfg,
+                        after_step=after_step)
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
     pipe = SanaPipeline(tokenizer=tok, text_encoder=encoder, vae=vae, transformer=transformer, scheduler=scheduler)
     metrics = {**log, "latent_std": float(lat.std()), "latent_shape": list(lat.shape[1:]),

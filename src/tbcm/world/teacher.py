@@ -10,6 +10,7 @@ unique caption (the grammar has far fewer captions than images).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from diffusers import SanaTransformer2DModel
@@ -25,6 +26,7 @@ class TeacherConfig:
     batch_size: int = 64
     caption_dropout: float = 0.1
     steps: int = 1500
+    logit_mean: float = 0.0  # tau ~ sigmoid(N(logit_mean, 1)); > 0 favours noisier tau (session 5: 0.5 was worse)
     seed: int = 0
 
 
@@ -38,9 +40,12 @@ def train_teacher(
     null_mask: torch.Tensor,
     cfg: TeacherConfig,
     progress: bool = True,
+    after_step: Callable[[int, SanaTransformer2DModel], None] | None = None,
 ) -> dict:
     """Train in place on `latents` [N, C, h, w] (VAE-scaled) whose captions are rows
-    `caption_index` [N] of the unique-caption embeddings `embeds` [U, L, D] / `mask` [U, L]."""
+    `caption_index` [N] of the unique-caption embeddings `embeds` [U, L, D] / `mask` [U, L].
+    `after_step(step, transformer)` is called after every optimiser step (e.g. to score the teacher on
+    the way; it must leave the transformer in train mode)."""
     if len(latents) == 0 or len(latents) != len(caption_index):
         raise ValueError(f"teacher needs one caption index per latent (> 0), got {len(latents)} and {len(caption_index)}")
     if not torch.isfinite(latents).all():
@@ -55,7 +60,7 @@ def train_teacher(
         idx = torch.randint(len(latents), (cfg.batch_size,), generator=g)
         a = latents[idx]
         eps = torch.randn(a.shape, generator=g)
-        tau = torch.sigmoid(torch.randn(cfg.batch_size, generator=g))
+        tau = torch.sigmoid(torch.randn(cfg.batch_size, generator=g) + cfg.logit_mean)
         x = (1 - tau[:, None, None, None]) * a + tau[:, None, None, None] * eps
         cap = caption_index[idx]
         drop = torch.rand(cfg.batch_size, generator=g) < cfg.caption_dropout
@@ -69,5 +74,7 @@ def train_teacher(
         opt.step()
         ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
         budget.tick(ema_loss)
+        if after_step is not None:
+            after_step(budget.step, transformer)
     transformer.eval()
     return {"steps": budget.step, "seconds": budget.elapsed, "loss_ema": ema_loss}
