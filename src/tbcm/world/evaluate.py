@@ -78,7 +78,7 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
         raise ValueError("a reference that must be cached needs its folder (ref_dir)")
     inception = find_inception(weights_dir) if fid_features == "inception" else None  # before any work
     root = Path(data) / "eval"
-    load_meta(root)
+    meta = load_meta(root)  # stops on a malformed set before any work
     attrs = json.loads((root / "attributes.json").read_text())
     judge, tok, jcfg = load_judge(Path(judge_dir))
     extractor = inception_extractor(inception) if inception else judge_extractor(judge, jcfg, judge_dir)
@@ -100,8 +100,7 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
     if reconstructions:
         from diffusers import AutoencoderDC
 
-        meta = load_meta(root)
-        ids = subset(meta, per_category, seed, n_eval)
+        ids = subset(meta, per_category, seed, n_eval)  # the ids evaluate_model scored
         vae = AutoencoderDC.from_pretrained(Path(folder) / "vae").eval()
         out["vae_reconstructions"] = reconstruction_accuracy(vae, judge, tok, jcfg, load_images(root, meta, ids),
                                                              [attrs[i] for i in ids])
