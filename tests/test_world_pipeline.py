@@ -14,6 +14,7 @@ from tbcm.world.build import build_data, build_judge_stage, build_teacher_stage,
 from tbcm.world.evaluate import evaluate_folder
 from tbcm.world.judge import JudgeConfig
 from tbcm.world.teacher import TeacherConfig
+from tbcm.world.text_pretrain import TextPretrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def world(tmp_path_factory):
     build_judge_stage(root / "data", root / "judge",
                       JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, steps=3, batch_size=32), n_eval=16)
     build_teacher_stage(root / "data", root / "vae", root / "teacher", TeacherConfig(steps=3, batch_size=16),
-                        dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1))
+                        dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1),
+                        text_pretrain=TextPretrainConfig(steps=3, batch_size=16))
     return root
 
 
@@ -39,6 +41,8 @@ def test_stage_folders_load_with_diffusers(world):
     assert out.shape == (1, 3, 32, 32)
     for stage in ("data", "vae", "judge", "teacher"):
         assert json.loads((world / stage / "metrics.json").read_text())
+    text = json.loads((world / "teacher" / "metrics.json").read_text())["text_pretrain"]
+    assert text["steps"] == 3 and set(text["heldout_caption_accuracy"]) == {"shape", "color", "background", "size", "position"}
 
 
 def test_distill_exports_a_sana_sprint_pipeline(world, tmp_path):

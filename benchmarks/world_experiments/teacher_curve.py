@@ -5,7 +5,9 @@ at the steps asked for. docs/world-budget.md, session 5 (the teacher's learning 
     python benchmarks/world_experiments/teacher_curve.py '{"steps": 8000, "evals": [4000, 8000]}' NAME \\
         [--world results/world] [--vae DIR]
 
-Options (JSON): steps, evals, hidden, layers, patch, lr, batch, logit_mean, n_eval, threads. Accuracies
+Options (JSON): steps, evals, hidden, layers, patch, lr, batch, logit_mean, n_eval, threads, ema (a decay:
+the EMA of the weights is scored too, as "EMA"), text_pretrain (steps teaching the text encoder the
+grammar, tbcm.world.text_pretrain; default 400 as params.yaml, 0: a random encoder as before session 6). Accuracies
 at a step before the last are those of a run whose cosine learning rate has not annealed yet.
 elapsed_s: seconds since the start (data and prompt encoding included), scoring excluded.
 The finished teacher is written to $OUT/teacher_NAME (OUT defaults to /tmp/world-exp).
@@ -18,8 +20,9 @@ import torch
 from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline
 
 from tbcm.eval.generate import generate, load_generator
-from tbcm.world.build import attribute_accuracy, build_teacher_stage, build_text_encoder, load_judge, load_split, world_tokenizer
+from tbcm.world.build import attribute_accuracy, build_teacher_stage, load_judge, load_split, world_tokenizer
 from tbcm.world.teacher import TeacherConfig
+from tbcm.world.text_pretrain import TextPretrainConfig
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("options"), ap.add_argument("name")
@@ -35,19 +38,38 @@ sel = np.linspace(0, len(prompts) - 1, kw.get("n_eval", 300)).astype(int)
 P, A = [prompts[i] for i in sel], [attrs[i] for i in sel]
 judge, jtok, jcfg = load_judge(W / "judge")
 tok = world_tokenizer()
-enc = build_text_encoder(len(tok), hidden=64, layers=2)  # as the stage builds it (cli.py)
 vae = AutoencoderDC.from_pretrained(vae_dir).eval()
 t0, scoring = time.time(), 0.0
 
 
-def score(step, transformer):
-    global scoring
+ema_decay, ema = kw.get("ema"), None
+
+
+def score(step, transformer, encoder):
+    global ema
+    if ema_decay:
+        with torch.no_grad():
+            if ema is None:
+                ema = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+            else:
+                for k, v in transformer.state_dict().items():
+                    ema[k].lerp_(v, 1 - ema_decay) if v.is_floating_point() else ema[k].copy_(v)
     if step not in evals:
         return
+    score_weights(step, transformer, encoder, "")
+    if ema_decay:
+        raw = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
+        transformer.load_state_dict(ema)
+        score_weights(step, transformer, encoder, "EMA ")
+        transformer.load_state_dict(raw)
+
+
+def score_weights(step, transformer, encoder, tag):
+    global scoring
     s0 = time.time()
     transformer.eval()
     with tempfile.TemporaryDirectory() as tmp:
-        SanaPipeline(tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer,
+        SanaPipeline(tokenizer=tok, text_encoder=encoder, vae=vae, transformer=transformer,
                      scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=2.5)).save_pretrained(tmp)
         images = generate(load_generator(tmp), P, list(range(len(P))), 16, 4.5)
     transformer.train()
@@ -56,7 +78,7 @@ def score(step, transformer):
                                    [x for x in A if x["size"] == size], jcfg, keys=("shape",))["shape"]
           for size in ("small", "large")}
     scoring += time.time() - s0
-    print(a.name, "EVAL step", step, "elapsed_s %.0f" % (time.time() - t0 - scoring),
+    print(a.name, tag + "EVAL step", step, "elapsed_s %.0f" % (time.time() - t0 - scoring),
           "shape %.3f color %.3f small %.3f large %.3f" % (acc["shape"], acc["color"], by["small"], by["large"]), flush=True)
 
 
@@ -64,4 +86,5 @@ H = kw.get("hidden", 128)
 cfg = TeacherConfig(lr=kw.get("lr", 4e-3), batch_size=kw.get("batch", 64), steps=steps, logit_mean=kw.get("logit_mean", 0.0))
 model_kw = dict(hidden=H, layers=kw.get("layers", 2), heads=H // 32, patch_size=kw.get("patch", 2))
 out = Path(os.environ.get("OUT", "/tmp/world-exp")) / f"teacher_{a.name}"
-build_teacher_stage(W / "data", vae_dir, out, cfg, model_kw, dict(hidden=64, layers=2), after_step=score)
+text = TextPretrainConfig(steps=kw.get("text_pretrain", 400))
+build_teacher_stage(W / "data", vae_dir, out, cfg, model_kw, dict(hidden=64, layers=2), after_step=score, text_pretrain=text)

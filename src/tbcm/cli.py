@@ -73,13 +73,17 @@ def _world_judge(args) -> int:
 def _world_teacher(args) -> int:
     from .world.build import build_teacher_stage
     from .world.teacher import TeacherConfig
+    from .world.text_pretrain import TextPretrainConfig
 
-    p = _params(args)["world"]["teacher"]
+    world = _params(args)["world"]
+    p, t = world["teacher"], world["text"]
     cfg = TeacherConfig(lr=p["lr"], batch_size=p["batch_size"], caption_dropout=p["caption_dropout"],
                         steps=p["steps"], seed=p["seed"])
     model_kw = dict(hidden=p["hidden"], layers=p["layers"], heads=p["hidden"] // 32, patch_size=p["patch_size"])
-    m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, dict(hidden=64, layers=2),
-                            shift=p["shift"])
+    text_kw = dict(hidden=t["hidden"], layers=t["layers"], seed=t["seed"])
+    text_pretrain = TextPretrainConfig(steps=t["pretrain_steps"], lr=t["lr"], batch_size=t["batch_size"], seed=t["seed"])
+    m = build_teacher_stage(Path(args.data), Path(args.vae), Path(args.out), cfg, model_kw, text_kw,
+                            shift=p["shift"], text_pretrain=text_pretrain)
     _print({k: v for k, v in m.items() if k != "model"})
     return 0
 

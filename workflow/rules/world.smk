@@ -31,7 +31,7 @@ if WORLD:
     rule world_teacher:
         input: data=f"{R}/world/data", vae=f"{R}/world/vae"
         output: directory(f"{R}/world/teacher")
-        params: cfg=config["world"]["teacher"]
+        params: cfg=config["world"]["teacher"], text=config["world"]["text"]
         log: f"{R}/logs/world_teacher.log"
         threads: 1
         priority: 10

@@ -21,6 +21,8 @@ from .judge import JudgeConfig, build_judge, train_judge, zero_shot_choice
 from .teacher import TeacherConfig, train_teacher
 from ..models.sana import encode_prompts
 from .text import build_text_encoder, build_tokenizer
+from .text_pretrain import TextPretrainConfig, pretrain_text_encoder
+from .text_pretrain import attribute_accuracy as text_attribute_accuracy
 
 TEXT_MAX_LENGTH = 24  # the longest grammar caption is ~16 words plus <bos>
 
@@ -176,9 +178,11 @@ def load_judge(folder: Path):
 # --------------------------------------------------------------------------- teacher
 
 def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig, model_kw: dict, text_kw: dict,
-                        shift: float = 2.5, after_step=None) -> dict:
-    """Encode the train split once with the VAE and the captions once with the text encoder, train
-    the transformer, and save the whole diffusers SanaPipeline folder. `after_step`: train_teacher's."""
+                        shift: float = 2.5, after_step=None, text_pretrain: TextPretrainConfig | None = None) -> dict:
+    """Teach the text encoder the grammar (`text_pretrain`; None: it stays random), encode the train
+    split once with the VAE and the captions once with the text encoder, train the transformer, and
+    save the whole diffusers SanaPipeline folder. `after_step(step, transformer, text_encoder)` is
+    called after every teacher step (train_teacher's hook, given the encoder too to score samples)."""
     from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
 
     from ..models.sana import tiny_sana_config
@@ -187,22 +191,30 @@ def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig
     encoder = build_text_encoder(len(tok), **text_kw)
     vae = AutoencoderDC.from_pretrained(vae_dir).eval()
     images, prompts, _, _ = load_split(data / "train")
+    uniq = sorted(set(prompts))
+    text_log = None
+    if text_pretrain is not None and text_pretrain.steps > 0:
+        heads, text_log = pretrain_text_encoder(encoder, tok, uniq, text_pretrain, TEXT_MAX_LENGTH)
+        held = sorted({m["prompt"] for m in load_meta(data / "eval").values()})
+        text_log["heldout_caption_accuracy"] = text_attribute_accuracy(encoder, tok, heads, held, TEXT_MAX_LENGTH)
+        text_log["config"] = asdict(text_pretrain)
     with torch.no_grad():
         lat = torch.cat([vae.encode(to_model_space(images[i : i + 512])).latent for i in range(0, len(images), 512)])
     lat = lat * vae.config.scaling_factor
-    uniq = sorted(set(prompts))
     index = {p: i for i, p in enumerate(uniq)}
     embeds, mask = encode_prompts(tok, encoder, uniq, TEXT_MAX_LENGTH)
     null_e, null_m = encode_prompts(tok, encoder, [""], TEXT_MAX_LENGTH)
     torch.manual_seed(cfg.seed)
     kw = tiny_sana_config(in_channels=lat.shape[1], sample_size=lat.shape[-1], caption_channels=embeds.shape[-1], **model_kw)
     transformer = SanaTransformer2DModel(**kw)
+    hook = None if after_step is None else (lambda step, tr: after_step(step, tr, encoder))
     log = train_teacher(transformer, lat, torch.tensor([index[p] for p in prompts]), embeds, mask, null_e, null_m, cfg,
-                        after_step=after_step)
+                        after_step=hook)
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
     pipe = SanaPipeline(tokenizer=tok, text_encoder=encoder, vae=vae, transformer=transformer, scheduler=scheduler)
     metrics = {**log, "latent_std": float(lat.std()), "latent_shape": list(lat.shape[1:]),
-               "params": sum(p.numel() for p in transformer.parameters()), "config": asdict(cfg), "model": kw}
+               "params": sum(p.numel() for p in transformer.parameters()), "config": asdict(cfg), "model": kw,
+               "text_pretrain": text_log}
     with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp)
         write_json(tmp / "metrics.json", metrics)
