@@ -187,6 +187,9 @@ def test_metrics_exist_for_every_category_present(world, tmp_path):
         for c in row["per_category"].values():
             assert np.isfinite(c["fid"]) and np.isfinite(c["clip_score"])
         assert {"fid", "clip_score", "shape_accuracy", "seed", "resolution", "feature_extractor"} <= set(row)
+        for key in ("shape", "color", "background", "size", "position"):
+            assert 0 <= row[f"{key}_accuracy"] <= 1
+    assert m["real"]["background_accuracy"] > 0.5, m["real"]  # 4 backgrounds; the fixture's judge reads real ones
     assert m["2_step"]["steps"] == 2 and m["2_step"]["feature_extractor"].startswith("world judge")
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["teacher_1step.png", "teacher_2step.png"]
 
@@ -219,7 +222,20 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     text = report.read_text()
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
     assert outs[1, "teacher"]["vae_reconstructions"]["n"] == 12 and "| real held-out images through the VAE |" in text
+    assert "| shape_accuracy | color_accuracy | background_accuracy | size_accuracy | position_accuracy | n |" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
+
+
+def test_report_leaves_out_columns_no_row_has(tmp_path):
+    """MJHQ-30k rows have FID and CLIP score only: no empty accuracy columns."""
+    from tbcm.eval.report import write_report
+
+    row = {"fid": 1.5, "clip_score": 30.0, "n": 4}
+    for name, rows in (("teacher", {"real": row, "16_step": row}), ("student", {"real": row, "1_step": row})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rows))
+    text = write_report(tmp_path / "teacher.json", tmp_path / "student.json", tmp_path / "none.json",
+                        tmp_path / "report.md").read_text()
+    assert "| model | fid | clip_score | n |" in text and "accuracy" not in text.split("FID is computed")[0]
 
 
 def test_world_eval_reads_the_reference_eval_reference_cached_and_never_writes_it(world, tmp_path, capsys):

@@ -9,7 +9,9 @@ from pathlib import Path
 from ..atomic import atomic_path, write_text
 from .plots import plot_quality_vs_steps
 
-COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "n")
+# The embedded world's rows add zero-shot attribute accuracies; a column no row has is left out.
+COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "background_accuracy", "size_accuracy",
+           "position_accuracy", "n")
 SETTINGS = ("seed", "resolution", "feature_extractor", "clip_model", "reference")
 
 
@@ -54,14 +56,20 @@ def world_lines(world: Path) -> list[str]:
     colour on real held-out images), read from each stage's metrics.json."""
     m = {k: json.loads((Path(world) / k / "metrics.json").read_text()) for k in ("vae", "judge", "teacher")}
     cell = lambda v, f: "" if v is None else format(v, f)
-    return ["## The embedded world", "",
-            "| model | measure | value | train steps | train s |", "|---|---|---|---|---|",
-            f"| DC-AE | held-out PSNR (dB) | {cell(m['vae'].get('psnr_eval_db'), '.2f')} | {m['vae'].get('steps')} | {cell(m['vae'].get('seconds'), '.0f')} |",
-            f"| judge | zero-shot shape / colour accuracy, real held-out | "
-            f"{cell(m['judge'].get('zero_shot_shape_accuracy'), '.3f')} / {cell(m['judge'].get('zero_shot_color_accuracy'), '.3f')} "
-            f"| {m['judge'].get('steps')} | {cell(m['judge'].get('seconds'), '.0f')} |",
-            f"| teacher | flow-matching loss (EMA) | {cell(m['teacher'].get('loss_ema'), '.4f')} | {m['teacher'].get('steps')} "
-            f"| {cell(m['teacher'].get('seconds'), '.0f')} |", ""]
+    lines = ["## The embedded world", "",
+             "| model | measure | value | train steps | train s |", "|---|---|---|---|---|",
+             f"| DC-AE | held-out PSNR (dB) | {cell(m['vae'].get('psnr_eval_db'), '.2f')} | {m['vae'].get('steps')} | {cell(m['vae'].get('seconds'), '.0f')} |",
+             f"| judge | zero-shot shape / colour accuracy, real held-out | "
+             f"{cell(m['judge'].get('zero_shot_shape_accuracy'), '.3f')} / {cell(m['judge'].get('zero_shot_color_accuracy'), '.3f')} "
+             f"| {m['judge'].get('steps')} | {cell(m['judge'].get('seconds'), '.0f')} |",
+             f"| teacher | flow-matching loss (EMA) | {cell(m['teacher'].get('loss_ema'), '.4f')} | {m['teacher'].get('steps')} "
+             f"| {cell(m['teacher'].get('seconds'), '.0f')} |"]
+    text = m["teacher"].get("text_pretrain")
+    if text:  # the text encoder taught the grammar before it was frozen (tbcm.world.text_pretrain)
+        acc = text["heldout_caption_accuracy"]
+        lines.append(f"| text encoder | attributes read from held-out captions (worst of {len(acc)}) | "
+                     f"{cell(min(acc.values()), '.3f')} | {text.get('steps')} | {cell(text.get('seconds'), '.0f')} |")
+    return lines + [""]
 
 
 def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: Path, world: Path | None = None) -> Path:
@@ -80,9 +88,10 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
         rows += [("real held-out images through the VAE", teacher["vae_reconstructions"])]
     rows += [(f"teacher, {k.replace('_', ' ')}", v) for k, v in teacher.items() if k.endswith("_step")]
     rows += [(f"student, {k.replace('_', ' ')}", v) for k, v in student.items() if k.endswith("_step")]
-    lines = ["# tbcm report", "", "| model | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    columns = [c for c in COLUMNS if any(c in m for _, m in rows)]
+    lines = ["# tbcm report", "", "| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, m in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(m.get(c)) for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(m.get(c)) for c in columns) + " |")
     first = next((m for _, m in rows if m), {})
     lines += ["", "FID is computed in the evaluator's feature space (the world's judge, or Inception-v3 on MJHQ-30k)",
               "against the real images of the whole set; \"real held-out images\" is the floor set by the number of",

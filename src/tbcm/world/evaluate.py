@@ -1,7 +1,9 @@
 """Scoring a teacher or student of the embedded world through the same evaluation as MJHQ-30k
 (eval/evaluate.py): the judge plays CLIP (its towers in `ClipScorer`) and, by default, Inception
-(its image tower as clean-fid's custom feature extractor); zero-shot shape and colour accuracy
-against the prompt's attributes are added to every row. `fid_features="inception"` scores FID with
+(its image tower as clean-fid's custom feature extractor); zero-shot accuracy of each of the
+caption's five attributes (shape, colour, background, size, position) is added to every row: shape
+and colour are issue 3's bars, the other three say what a generator gets wrong (docs/world-budget.md,
+session 6: a teacher's position accuracy near chance pointed at its text encoder). `fid_features="inception"` scores FID with
 the real Inception-v3 features instead (eval/weights.py finds the file offline)."""
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
 from ..eval.mjhq import load_images, load_meta, subset
 from ..eval.weights import find_inception, sha256
 from .autoencoder import to_model_space
-from .build import attribute_accuracy, judge_token_ids, load_judge
+from .build import ATTRIBUTE_VALUES, attribute_accuracy, judge_token_ids, load_judge
 from .judge import image_features, text_features
 
 
@@ -87,8 +89,8 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
         from PIL import Image
 
         images = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]))
-        acc = attribute_accuracy(judge, tok, images, [attrs[i] for i in ids], jcfg)
-        return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"]}
+        acc = attribute_accuracy(judge, tok, images, [attrs[i] for i in ids], jcfg, keys=tuple(ATTRIBUTE_VALUES))
+        return {f"{key}_accuracy": value for key, value in acc.items()}
 
     settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
                             resolution=resolution, batch_size=batch_size, progress=progress,
