@@ -6,7 +6,8 @@ import torch
 from tbcm.world import shapes
 from tbcm.world.build import TEXT_MAX_LENGTH, world_tokenizer
 from tbcm.world.text import build_text_encoder
-from tbcm.world.text_pretrain import ATTRIBUTES, TextPretrainConfig, attribute_accuracy, attribute_labels, pretrain_text_encoder
+from tbcm.world.text_pretrain import (ATTRIBUTES, TextPretrainConfig, attribute_labels, caption_attribute_accuracy,
+                                     pretrain_text_encoder)
 
 
 def _captions(tuples, n, seed=0):
@@ -36,9 +37,10 @@ def test_taught_encoder_reads_held_out_captions_and_is_frozen_again():
     heads, log = pretrain_text_encoder(encoder, tok, train, cfg, TEXT_MAX_LENGTH, progress=False)
     assert log["steps"] == 150 and not encoder.training
     assert not any(p.requires_grad for p in encoder.parameters())
-    acc = attribute_accuracy(encoder, tok, heads, held, TEXT_MAX_LENGTH)
-    # chance: 10%, 12.5%, 25%, 50%, 20%; every held-out attribute tuple is new to the encoder
-    assert min(acc.values()) > 0.75, acc
+    acc = caption_attribute_accuracy(encoder, tok, heads, held, TEXT_MAX_LENGTH)
+    # chance: 10%, 12.5%, 25%, 50%, 20%; every held-out attribute tuple is new to the encoder. Colour is
+    # the hard one (which colour word is the shape's, which the background's): 0.78-0.85 over seeds 0-2
+    assert acc["color"] > 0.6 and min(v for k, v in acc.items() if k != "color") > 0.9, acc
     assert any(not torch.equal(before[k], v) for k, v in encoder.state_dict().items())
     again = build_text_encoder(len(tok), hidden=32, layers=1, seed=0)
     pretrain_text_encoder(again, tok, train, cfg, TEXT_MAX_LENGTH, progress=False)

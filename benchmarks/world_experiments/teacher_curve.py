@@ -7,7 +7,7 @@ at the steps asked for. docs/world-budget.md, session 5 (the teacher's learning 
 
 Options (JSON): steps, evals, hidden, layers, patch, lr, batch, logit_mean, caption_dropout, n_eval, threads, ema (a decay:
 the EMA of the weights is scored too, as "EMA"), text_pretrain (steps teaching the text encoder the
-grammar, tbcm.world.text_pretrain; default 400 as params.yaml, 0: a random encoder as before session 6). Accuracies
+grammar, tbcm.world.text_pretrain; default params.yaml's world.text, 0: a random encoder as before session 6). Accuracies
 at a step before the last are those of a run whose cosine learning rate has not annealed yet.
 elapsed_s: seconds since the start (data and prompt encoding included), scoring excluded.
 The finished teacher is written to $OUT/teacher_NAME (OUT defaults to /tmp/world-exp).
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline
 
 from tbcm.eval.generate import generate, load_generator
@@ -87,5 +88,8 @@ cfg = TeacherConfig(lr=kw.get("lr", 4e-3), batch_size=kw.get("batch", 64), steps
                     caption_dropout=kw.get("caption_dropout", 0.1))
 model_kw = dict(hidden=H, layers=kw.get("layers", 2), heads=H // 32, patch_size=kw.get("patch", 2))
 out = Path(os.environ.get("OUT", "/tmp/world-exp")) / f"teacher_{a.name}"
-text = TextPretrainConfig(steps=kw.get("text_pretrain", 400))
-build_teacher_stage(W / "data", vae_dir, out, cfg, model_kw, dict(hidden=64, layers=2), after_step=score, text_pretrain=text)
+# the text encoder as params.yaml builds and teaches it (world.text), but for the number of steps
+t = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())["world"]["text"]
+text = TextPretrainConfig(steps=kw.get("text_pretrain", t["pretrain_steps"]), lr=t["lr"], batch_size=t["batch_size"], seed=t["seed"])
+build_teacher_stage(W / "data", vae_dir, out, cfg, model_kw, dict(hidden=t["hidden"], layers=t["layers"], seed=t["seed"]),
+                    after_step=score, text_pretrain=text)

@@ -21,8 +21,7 @@ from .judge import JudgeConfig, build_judge, train_judge, zero_shot_choice
 from .teacher import TeacherConfig, train_teacher
 from ..models.sana import encode_prompts
 from .text import build_text_encoder, build_tokenizer
-from .text_pretrain import TextPretrainConfig, pretrain_text_encoder
-from .text_pretrain import attribute_accuracy as text_attribute_accuracy
+from .text_pretrain import TextPretrainConfig, caption_attribute_accuracy, pretrain_text_encoder
 
 TEXT_MAX_LENGTH = 24  # the longest grammar caption is ~16 words plus <bos>
 
@@ -84,8 +83,7 @@ def build_vae(data: Path, out: Path, cfg: AutoencoderConfig, n_psnr: int = 1000)
 
 # --------------------------------------------------------------------------- judge
 
-ATTRIBUTE_VALUES = {"shape": shapes.SHAPES, "color": tuple(shapes.COLORS), "background": shapes.BACKGROUNDS,
-                    "size": shapes.SIZES, "position": shapes.POSITIONS}
+ATTRIBUTE_VALUES = shapes.ATTRIBUTE_VALUES
 
 
 def swapped_captions(attrs: list[dict], prompts: list[str]) -> list[list[str]]:
@@ -196,8 +194,8 @@ def build_teacher_stage(data: Path, vae_dir: Path, out: Path, cfg: TeacherConfig
     if text_pretrain is not None and text_pretrain.steps > 0:
         heads, text_log = pretrain_text_encoder(encoder, tok, uniq, text_pretrain, TEXT_MAX_LENGTH)
         held = sorted({m["prompt"] for m in load_meta(data / "eval").values()})
-        text_log["heldout_caption_accuracy"] = text_attribute_accuracy(encoder, tok, heads, held, TEXT_MAX_LENGTH)
-        text_log["config"] = asdict(text_pretrain)
+        text_log["heldout_caption_accuracy"] = caption_attribute_accuracy(encoder, tok, heads, held, TEXT_MAX_LENGTH)
+        text_log["config"] = {**asdict(text_pretrain), "encoder": text_kw}
     with torch.no_grad():
         lat = torch.cat([vae.encode(to_model_space(images[i : i + 512])).latent for i in range(0, len(images), 512)])
     lat = lat * vae.config.scaling_factor

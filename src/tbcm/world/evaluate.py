@@ -1,10 +1,11 @@
 """Scoring a teacher or student of the embedded world through the same evaluation as MJHQ-30k
 (eval/evaluate.py): the judge plays CLIP (its towers in `ClipScorer`) and, by default, Inception
 (its image tower as clean-fid's custom feature extractor); zero-shot accuracy of each of the
-caption's five attributes (shape, colour, background, size, position) is added to every row: shape
-and colour are issue 3's bars, the other three say what a generator gets wrong (docs/world-budget.md,
-session 6: a teacher's position accuracy near chance pointed at its text encoder). `fid_features="inception"` scores FID with
-the real Inception-v3 features instead (eval/weights.py finds the file offline)."""
+caption's five attributes (shape, colour, background, size, position) is added to every real and
+generated row (the VAE-reconstruction row has shape and colour only): shape and colour are issue
+3's bars, the other three say what a generator gets wrong (docs/world-budget.md, session 6: a
+teacher's position accuracy near chance pointed at its text encoder). `fid_features="inception"`
+scores FID with the real Inception-v3 features instead (eval/weights.py finds the file offline)."""
 
 from __future__ import annotations
 

@@ -67,6 +67,12 @@ SIZES: tuple[str, ...] = ("small", "large")
 
 POSITIONS: tuple[str, ...] = ("center", "top left", "top right", "bottom left", "bottom right")
 
+# Every caption attribute and its values, in caption order (the judge's hard negatives and zero-shot
+# scoring, and the text encoder's lesson, all read this one table).
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
+    "shape": SHAPES, "color": tuple(COLORS), "background": BACKGROUNDS, "size": SIZES, "position": POSITIONS,
+}
+
 # Geometry, in units of the image side (x right, y down). The shape "radius" is the half-extent of
 # its unit-disc footprint; large shapes in a corner stay inside the image under full jitter.
 _CENTERS: dict[str, tuple[float, float]] = {

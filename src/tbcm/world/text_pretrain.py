@@ -4,8 +4,9 @@ Sana conditions on a *pretrained* Gemma-2 and freezes it: the encoder already re
 on white" as an orange star on a white background. A tiny Gemma2 with random weights (text.py) does
 not: its hidden states keep each word but hardly which role it plays (the shape's colour or the
 background's, "top" of "top left"), and a teacher trained over it drew the asked-for shape in a third
-of held-out prompts after 2500 steps. Over the same encoder taught the caption grammar first, the same
-teacher drew 78% (docs/world-budget.md, session 6).
+of held-out prompts after 2500 steps. Over the same encoder taught the caption grammar first (this
+module), the same teacher drew 76% (74% on the pipeline's 500 evaluation prompts; docs/world-budget.md,
+session 6).
 
 The lesson is the world's stand-in for language pretraining: five linear heads read a caption's five
 attributes (shape, colour, background, size, position) from the hidden state of its last token and
@@ -26,14 +27,7 @@ import torch.nn.functional as F
 from . import shapes
 from .budget import StepBudget
 
-# Class lists of the five attributes, in the grammar's order (shapes.py).
-ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "shape": shapes.SHAPES,
-    "color": tuple(shapes.COLORS),
-    "background": shapes.BACKGROUNDS,
-    "size": shapes.SIZES,
-    "position": shapes.POSITIONS,
-}
+ATTRIBUTES = shapes.ATTRIBUTE_VALUES  # the five attributes and their classes, in caption order
 
 
 @dataclass
@@ -111,7 +105,7 @@ def pretrain_text_encoder(encoder, tokenizer, captions: Sequence[str], cfg: Text
 
 
 @torch.no_grad()
-def attribute_accuracy(encoder, tokenizer, heads, captions: Sequence[str], max_length: int) -> dict[str, float]:
+def caption_attribute_accuracy(encoder, tokenizer, heads, captions: Sequence[str], max_length: int) -> dict[str, float]:
     """Per attribute, how often the last-token head reads `captions` right (e.g. held-out captions)."""
     labels = attribute_labels(captions)
     ids, mask = _tokenize(tokenizer, captions, max_length)
