@@ -67,8 +67,8 @@ SIZES: tuple[str, ...] = ("small", "large")
 
 POSITIONS: tuple[str, ...] = ("center", "top left", "top right", "bottom left", "bottom right")
 
-# Every caption attribute and its values, in caption order (the judge's hard negatives and zero-shot
-# scoring, and the text encoder's lesson, all read this one table).
+# Every caption attribute and its values (the judge's hard negatives and zero-shot scoring, and the
+# text encoder's lesson, all read this one table).
 ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
     "shape": SHAPES, "color": tuple(COLORS), "background": BACKGROUNDS, "size": SIZES, "position": POSITIONS,
 }

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from . import shapes
 from .budget import StepBudget
 
-ATTRIBUTES = shapes.ATTRIBUTE_VALUES  # the five attributes and their classes, in caption order
+ATTRIBUTES = shapes.ATTRIBUTE_VALUES  # the five attributes and their classes (the heads' logit layout)
 
 
 @dataclass
