@@ -192,6 +192,15 @@ def tiny_sana_config(
     )
 
 
+def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) [B, L] as SanaPipeline.encode_prompt tokenizes (right padding to L)."""
+    texts = [p.lower().strip() for p in prompts]  # SanaPipeline._text_preprocessing, clean_caption=False
+    tokenizer.padding_side = "right"
+    tokens = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, add_special_tokens=True,
+                       return_tensors="pt")
+    return tokens.input_ids, tokens.attention_mask
+
+
 @torch.no_grad()
 def encode_prompts(
     tokenizer, encoder, prompts: Sequence[str], max_length: int
@@ -203,19 +212,10 @@ def encode_prompts(
     """
     if isinstance(prompts, str):
         prompts = [prompts]
-    texts = [p.lower().strip() for p in prompts]  # SanaPipeline._text_preprocessing, clean_caption=False
-    tokenizer.padding_side = "right"
-    tokens = tokenizer(
-        texts,
-        padding="max_length",
-        max_length=max_length,
-        truncation=True,
-        add_special_tokens=True,
-        return_tensors="pt",
-    )
+    ids, mask = tokenize_prompts(tokenizer, prompts, max_length)
     device = next(encoder.parameters()).device
-    mask = tokens.attention_mask.to(device)
-    embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    mask = mask.to(device)
+    embeds = encoder(ids.to(device), attention_mask=mask)[0]
     return embeds, mask
 
 

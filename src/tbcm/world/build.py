@@ -83,9 +83,6 @@ def build_vae(data: Path, out: Path, cfg: AutoencoderConfig, n_psnr: int = 1000)
 
 # --------------------------------------------------------------------------- judge
 
-ATTRIBUTE_VALUES = shapes.ATTRIBUTE_VALUES
-
-
 def swapped_captions(attrs: list[dict], prompts: list[str]) -> list[list[str]]:
     """For each image, its caption (same paraphrase template) with one attribute swapped for another
     valid value: every other shape, every other colour, and each other background, size and position
@@ -95,7 +92,7 @@ def swapped_captions(attrs: list[dict], prompts: list[str]) -> list[list[str]]:
         attr = shapes.Attributes(**a)
         template = next(t for t in range(shapes.N_TEMPLATES) if shapes.caption(attr, t) == prompt)
         row = []
-        for key, values in ATTRIBUTE_VALUES.items():
+        for key, values in shapes.ATTRIBUTE_VALUES.items():
             for v in values:
                 b = dict(a, **{key: v})
                 if v != a[key] and b["color"] != b["background"]:
@@ -110,7 +107,7 @@ def attribute_groups(attrs: list[dict], vary: str = "shape") -> list[list[list[i
     only groups with at least two values (the judge's grouped batches: judge.grouped_batch)."""
     by: dict[tuple, dict[str, list[int]]] = {}
     for i, a in enumerate(attrs):
-        key = tuple(a[k] for k in ATTRIBUTE_VALUES if k != vary)
+        key = tuple(a[k] for k in shapes.ATTRIBUTE_VALUES if k != vary)
         by.setdefault(key, {}).setdefault(a[vary], []).append(i)
     return [[members for _, members in sorted(classes.items())] for _, classes in sorted(by.items()) if len(classes) > 1]
 
@@ -142,7 +139,7 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
 def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
     """Zero-shot accuracy per attribute: the true caption against the same caption with that one
     attribute swapped for every other value the grammar allows (background kept valid)."""
-    choices = ATTRIBUTE_VALUES
+    choices = shapes.ATTRIBUTE_VALUES
     out = {}
     tokenize = lambda texts: judge_token_ids(tok, texts, cfg.context_length)
     for key in keys:

@@ -24,7 +24,8 @@ from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
 from ..eval.mjhq import load_images, load_meta, subset
 from ..eval.weights import find_inception, sha256
 from .autoencoder import to_model_space
-from .build import ATTRIBUTE_VALUES, attribute_accuracy, judge_token_ids, load_judge
+from .build import attribute_accuracy, judge_token_ids, load_judge
+from .shapes import ATTRIBUTE_VALUES
 from .judge import image_features, text_features
 
 

@@ -24,10 +24,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..models.sana import tokenize_prompts
 from . import shapes
 from .budget import StepBudget
 
 ATTRIBUTES = shapes.ATTRIBUTE_VALUES  # the five attributes and their classes (the heads' logit layout)
+_CLASSES = [len(values) for values in ATTRIBUTES.values()]
 
 
 @dataclass
@@ -50,14 +52,6 @@ def attribute_labels(captions: Sequence[str]) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
-def _tokenize(tokenizer, captions: Sequence[str], max_length: int):
-    # as tbcm.models.sana.encode_prompts (SanaPipeline) tokenizes: the encoder learns on what it will see
-    tokenizer.padding_side = "right"
-    t = tokenizer([c.lower().strip() for c in captions], padding="max_length", max_length=max_length,
-                  truncation=True, add_special_tokens=True, return_tensors="pt")
-    return t.input_ids, t.attention_mask
-
-
 def _pooled(encoder, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(last-token state, mean state) [B, D] each, over the unmasked tokens."""
     h = encoder(ids, attention_mask=mask)[0]
@@ -67,7 +61,7 @@ def _pooled(encoder, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
 
 
 def _heads_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    chunks = logits.split([len(v) for v in ATTRIBUTES.values()], dim=1)
+    chunks = logits.split(_CLASSES, dim=1)
     return sum(F.cross_entropy(c, labels[:, j]) for j, c in enumerate(chunks))
 
 
@@ -78,8 +72,8 @@ def pretrain_text_encoder(encoder, tokenizer, captions: Sequence[str], cfg: Text
     if len(captions) == 0:
         raise ValueError("text pretraining needs at least one caption")
     labels = attribute_labels(captions)
-    ids, mask = _tokenize(tokenizer, captions, max_length)
-    width, n_classes = encoder.config.hidden_size, sum(len(v) for v in ATTRIBUTES.values())
+    ids, mask = tokenize_prompts(tokenizer, captions, max_length)  # as the pipeline will: it learns on what it sees
+    width, n_classes = encoder.config.hidden_size, sum(_CLASSES)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         heads = torch.nn.ModuleDict({"last": torch.nn.Linear(width, n_classes), "mean": torch.nn.Linear(width, n_classes)})
@@ -108,7 +102,7 @@ def pretrain_text_encoder(encoder, tokenizer, captions: Sequence[str], cfg: Text
 def caption_attribute_accuracy(encoder, tokenizer, heads, captions: Sequence[str], max_length: int) -> dict[str, float]:
     """Per attribute, how often the last-token head reads `captions` right (e.g. held-out captions)."""
     labels = attribute_labels(captions)
-    ids, mask = _tokenize(tokenizer, captions, max_length)
+    ids, mask = tokenize_prompts(tokenizer, captions, max_length)
     last, _ = _pooled(encoder, ids, mask)
-    chunks = heads["last"](last).split([len(v) for v in ATTRIBUTES.values()], dim=1)
+    chunks = heads["last"](last).split(_CLASSES, dim=1)
     return {key: float((c.argmax(1) == labels[:, j]).float().mean()) for j, (key, c) in enumerate(zip(ATTRIBUTES, chunks))}
