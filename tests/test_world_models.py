@@ -114,3 +114,24 @@ def test_grouped_batches_hold_images_that_differ_only_in_shape():
     assert torch.equal(batch, grouped_batch(wide, 32, 4, torch.Generator().manual_seed(1)))
     for block in batch.view(8, 4).tolist():
         assert all(rest(i) == rest(block[0]) for i in block) and len({attrs[i]["shape"] for i in block}) == 4
+
+
+def test_decoder_phase_keeps_the_latent_space_and_makes_decoding_of_noisy_latents_better():
+    from tbcm.world.autoencoder import to_model_space
+
+    imgs = _images()
+    kw = dict(channels=(8, 16, 32), steps=30, batch_size=16, decoder_steps=100, decoder_lr=2e-3)
+    plain, _ = train_autoencoder(imgs, AutoencoderConfig(**kw, decoder_noise=0.0), progress=False)  # as many steps, clean
+    robust, log = train_autoencoder(imgs, AutoencoderConfig(**kw, decoder_noise=1.0), progress=False)
+    assert log["decoder_phase"]["steps"] == 100 and log["decoder_phase"]["noise"] == 1.0
+    # the encoder (hence every latent and the scaling factor) is that of the plain run; the decoder is not
+    for (k, a), b in zip(plain.encoder.state_dict().items(), robust.encoder.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert robust.config.scaling_factor == plain.config.scaling_factor
+    assert all(p.requires_grad for p in robust.encoder.parameters())
+    x = to_model_space(imgs)
+    with torch.no_grad():
+        z = plain.encode(x).latent
+        noisy = z + 0.5 / plain.config.scaling_factor * torch.randn(z.shape, generator=torch.Generator().manual_seed(5))
+        err = {name: float((vae.decode(noisy).sample - x).pow(2).mean()) for name, vae in (("plain", plain), ("robust", robust))}
+    assert err["robust"] < 0.9 * err["plain"], err  # measured 0.79x

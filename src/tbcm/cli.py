@@ -55,6 +55,7 @@ def _world_vae(args) -> int:
     p = _params(args)["world"]["vae"]
     cfg = AutoencoderConfig(latent_channels=p["latent_channels"], channels=tuple(p["channels"]), lr=p["lr"],
                             batch_size=p["batch_size"], steps=p["steps"], foreground_weight=p["foreground_weight"],
+                            decoder_steps=p["decoder_steps"], decoder_noise=p["decoder_noise"], decoder_lr=p["decoder_lr"],
                             seed=p["seed"])
     _print(build_vae(Path(args.data), Path(args.out), cfg))
     return 0
