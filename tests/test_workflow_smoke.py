@@ -41,6 +41,7 @@ def test_chain_leaves_metrics_grids_and_report(smoke):
     psnr = json.loads((res / "world" / "vae" / "metrics.json").read_text())["psnr_eval_db"]
     assert "## The embedded world" in report and f"| {psnr:.2f} |" in report  # the world's own quality
     assert "| text encoder | attributes read from held-out captions" in report and "position_accuracy" in report
+    assert "| DC-AE decoder | trained on latents + noise up to 0.45" in report
     assert len(list((res / "grids" / "student").glob("*.png"))) == 3
 
 

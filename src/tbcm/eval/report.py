@@ -64,6 +64,10 @@ def world_lines(world: Path) -> list[str]:
              f"| {m['judge'].get('steps')} | {cell(m['judge'].get('seconds'), '.0f')} |",
              f"| teacher | flow-matching loss (EMA) | {cell(m['teacher'].get('loss_ema'), '.4f')} | {m['teacher'].get('steps')} "
              f"| {cell(m['teacher'].get('seconds'), '.0f')} |"]
+    dec = m["vae"].get("decoder_phase")
+    if dec:  # the decoder trained on noisy latents after the DC-AE (tbcm.world.autoencoder)
+        lines.insert(5, f"| DC-AE decoder | trained on latents + noise up to {dec.get('noise')} x their std "
+                        f"(PSNR above is after it) | | {dec.get('steps')} | {cell(dec.get('seconds'), '.0f')} |")
     text = m["teacher"].get("text_pretrain")
     if text:  # the text encoder taught the grammar before it was frozen (tbcm.world.text_pretrain)
         acc = text["heldout_caption_accuracy"]

@@ -145,7 +145,7 @@ def train_decoder_on_noisy_latents(vae: AutoencoderDC, images_uint8: torch.Tenso
     held-out prompts spread over the split): shape read right at CFG 4.5 76% with the plain decoder,
     78% after 400 more clean decoder steps, 84% / 87% with noise 0.3 / 0.6. The price is detail the
     noise masks: real images through the VAE read 94% -> 91% / 85% (small shapes round off), PSNR
-    32.3 -> 32.9 / 31.7 dB, and CFG 2 samples lose 1 / 5 points.
+    32.3 -> 32.9 / 31.7 dB, and CFG 2 samples lose 1 / 5 points (3 / 6 on the pipeline's 500 prompts).
     """
     for p in vae.encoder.parameters():
         p.requires_grad_(False)

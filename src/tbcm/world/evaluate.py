@@ -53,8 +53,9 @@ def judge_scorer(judge, tok, cfg) -> ClipScorer:
 @torch.no_grad()
 def reconstruction_accuracy(vae, judge, tok, jcfg, images: torch.Tensor, attrs: list[dict], batch_size: int = 256) -> dict:
     """The judge's shape and colour accuracy on real images passed through the VAE (encode, decode):
-    the most a generator in this latent space can score, whatever its denoiser (docs/world-budget.md,
-    session 5: a plain-loss VAE capped it at 78% shape)."""
+    what the latent space keeps of the real images (docs/world-budget.md, session 5: a plain-loss VAE
+    kept 78% of the shapes). Not a strict cap on a generator: a decoder trained on noisy latents
+    (session 7) can render a sample's exaggerated latents more legibly than the encoder's own."""
     rec = []
     for i in range(0, len(images), batch_size):
         x = to_model_space(images[i : i + batch_size]).to(vae.dtype)
