@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = stage("world-data", _world_data, "embedded world: captioned shapes in MJHQ-30k layout (train, eval, prompts)")
     s.add_argument("--out", required=True)
-    for name, fn, help_ in (("world-vae", _world_vae, "embedded world: train the DC-AE"),
+    for name, fn, help_ in (("world-vae", _world_vae, "embedded world: train the DC-AE, then its decoder alone on noisy latents (world.vae.decoder_*)"),
                             ("world-judge", _world_judge, "embedded world: train the CLIP judge")):
         s = stage(name, fn, help_)
         s.add_argument("--data", required=True)
