@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tbcm.denoiser import Condition
+from tbcm.trigflow import fm_time
 
 from tbcm.eval.generate import generate, load_generator
 from tbcm.world.build import attribute_accuracy, load_judge, load_split
@@ -49,8 +50,8 @@ class GuidanceInterval:
 
     def __call__(self, x_scaled: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         out = self.inner(x_scaled, t, cond)
-        t64 = t.double()  # float32 pi/2 would give tau = 1 + 1e-7 and drop the first step from [lo, 1]
-        tau = (torch.sin(t64) / (torch.sin(t64) + torch.cos(t64))).clamp(0, 1)  # TrigFlow time -> FM noise level
+        # float32 pi/2 would give tau = 1 + 1e-7 and drop the first step from [lo, 1]
+        tau = fm_time(t.double()).clamp(0, 1)
         outside = ((tau < self.lo) | (tau > self.hi)).reshape(-1, *[1] * (out.dim() - 1))
         u, c = out.chunk(2)
         return torch.cat([torch.where(outside[: len(u)], c, u), c])

@@ -56,18 +56,17 @@ def world_lines(world: Path) -> list[str]:
     colour on real held-out images), read from each stage's metrics.json."""
     m = {k: json.loads((Path(world) / k / "metrics.json").read_text()) for k in ("vae", "judge", "teacher")}
     cell = lambda v, f: "" if v is None else format(v, f)
+    dec = m["vae"].get("decoder_phase")  # the decoder trained on noisy latents after the DC-AE (world.autoencoder)
     lines = ["## The embedded world", "",
              "| model | measure | value | train steps | train s |", "|---|---|---|---|---|",
              f"| DC-AE | held-out PSNR (dB) | {cell(m['vae'].get('psnr_eval_db'), '.2f')} | {m['vae'].get('steps')} | {cell(m['vae'].get('seconds'), '.0f')} |",
+             *([f"| DC-AE decoder | trained on latents + noise up to {dec.get('noise')} x their std "
+                f"(PSNR above is after it) | | {dec.get('steps')} | {cell(dec.get('seconds'), '.0f')} |"] if dec else []),
              f"| judge | zero-shot shape / colour accuracy, real held-out | "
              f"{cell(m['judge'].get('zero_shot_shape_accuracy'), '.3f')} / {cell(m['judge'].get('zero_shot_color_accuracy'), '.3f')} "
              f"| {m['judge'].get('steps')} | {cell(m['judge'].get('seconds'), '.0f')} |",
              f"| teacher | flow-matching loss (EMA) | {cell(m['teacher'].get('loss_ema'), '.4f')} | {m['teacher'].get('steps')} "
              f"| {cell(m['teacher'].get('seconds'), '.0f')} |"]
-    dec = m["vae"].get("decoder_phase")
-    if dec:  # the decoder trained on noisy latents after the DC-AE (tbcm.world.autoencoder)
-        lines.insert(5, f"| DC-AE decoder | trained on latents + noise up to {dec.get('noise')} x their std "
-                        f"(PSNR above is after it) | | {dec.get('steps')} | {cell(dec.get('seconds'), '.0f')} |")
     text = m["teacher"].get("text_pretrain")
     if text:  # the text encoder taught the grammar before it was frozen (tbcm.world.text_pretrain)
         acc = text["heldout_caption_accuracy"]
