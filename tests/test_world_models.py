@@ -1,5 +1,6 @@
 """The embedded world's VAE and judge in tiny configurations: they build, train a few steps, save/load."""
 
+import pytest
 import torch
 
 from tbcm.world.autoencoder import AutoencoderConfig, build_autoencoder, foreground_weights, psnr, train_autoencoder
@@ -137,3 +138,30 @@ def test_decoder_phase_keeps_the_latent_space_and_makes_decoding_of_noisy_latent
         noisy = z + 0.5 / plain.config.scaling_factor * torch.randn(z.shape, generator=torch.Generator().manual_seed(5))
         err = {name: float((vae.decode(noisy).sample - x).pow(2).mean()) for name, vae in (("plain", plain), ("robust", robust))}
     assert err["robust"] < 0.9 * err["plain"], err  # measured 0.79x
+
+
+def test_judge_attribute_loss_teaches_the_image_tower_what_captions_do_not_say():
+    from tbcm.world.judge import image_features
+
+    imgs = _images(128)
+    labels = (imgs[:, 0, 0].float().mean(1) > 127).long()  # dark or light background
+    ids = torch.tensor([[2, 1] + [0] * 6] * len(imgs))  # one caption for every image: contrast teaches nothing
+    cfg = JudgeConfig(width=32, layers=1, heads_width=16, embed_dim=16, context_length=8, hard_negatives=False,
+                      group_size=0, image_size=32, steps=60, batch_size=64, lr=3e-3)
+
+    def centroid_accuracy(weight):
+        c = JudgeConfig(**{**cfg.__dict__, "attribute_loss": weight})
+        model = build_judge(c, 4, pad_id=0, eos_id=1)
+        train_judge(model, imgs, ids, c, progress=False, attribute_labels=labels[:, None], attribute_classes=[2])
+        f = image_features(model, imgs, 32)
+        mu = torch.stack([f[labels == k].mean(0) for k in (0, 1)])
+        return float(((f @ mu.T).argmax(1) == labels).float().mean()), model
+
+    with_heads, model = centroid_accuracy(1.0)
+    assert with_heads > 0.95
+    assert not any("heads" in k for k in model.state_dict())  # the heads are not part of the saved judge
+    without, _ = centroid_accuracy(0.0)
+    assert without < with_heads - 0.1, (without, with_heads)
+    with pytest.raises(ValueError, match="attribute_loss"):
+        train_judge(build_judge(cfg, 4, 0, 1), imgs, ids, JudgeConfig(**{**cfg.__dict__, "attribute_loss": 1.0}),
+                    progress=False)

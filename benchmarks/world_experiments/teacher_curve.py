@@ -5,7 +5,7 @@ at the steps asked for. docs/world-budget.md, session 5 (the teacher's learning 
     python benchmarks/world_experiments/teacher_curve.py '{"steps": 8000, "evals": [4000, 8000]}' NAME \\
         [--world results/world] [--vae DIR]
 
-Options (JSON): steps, evals, hidden, layers, patch, lr, batch, logit_mean, caption_dropout, n_eval, threads, ema (a decay:
+Options (JSON): steps, evals, seed (the teacher's: batches, noise, initial weights), hidden, layers, patch, lr, batch, logit_mean, caption_dropout, n_eval, threads, ema (a decay:
 the EMA of the weights is scored too, as "EMA"), text_pretrain (steps teaching the text encoder the
 grammar, tbcm.world.text_pretrain; default params.yaml's world.text, 0: a random encoder as before session 6). Accuracies
 at a step before the last are those of a run whose cosine learning rate has not annealed yet.
@@ -85,7 +85,7 @@ def score_weights(step, transformer, encoder, tag):
 
 H = kw.get("hidden", 128)
 cfg = TeacherConfig(lr=kw.get("lr", 4e-3), batch_size=kw.get("batch", 64), steps=steps, logit_mean=kw.get("logit_mean", 0.0),
-                    caption_dropout=kw.get("caption_dropout", 0.1))
+                    caption_dropout=kw.get("caption_dropout", 0.1), seed=kw.get("seed", 0))
 model_kw = dict(hidden=H, layers=kw.get("layers", 2), heads=H // 32, patch_size=kw.get("patch", 2))
 out = Path(os.environ.get("OUT", "/tmp/world-exp")) / f"teacher_{a.name}"
 # the text encoder as params.yaml builds and teaches it (world.text), but for the number of steps

@@ -66,7 +66,8 @@ def _world_judge(args) -> int:
     from .world.judge import JudgeConfig
 
     p = _params(args)["world"]["judge"]
-    cfg = JudgeConfig(steps=p["steps"], hard_negatives=p["hard_negatives"], group_size=p["group_size"], seed=p["seed"])
+    cfg = JudgeConfig(steps=p["steps"], hard_negatives=p["hard_negatives"], group_size=p["group_size"],
+                      attribute_loss=p["attribute_loss"], seed=p["seed"])
     _print(build_judge_stage(Path(args.data), Path(args.out), cfg))
     return 0
 

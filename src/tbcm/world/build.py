@@ -123,8 +123,10 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
         flat = judge_token_ids(tok, [c for r in rows for c in r], cfg.context_length)
         negatives = flat.reshape(len(rows), len(rows[0]), -1)
     groups = attribute_groups(train_attrs) if cfg.group_size > 1 else None
+    keys = shapes.ATTRIBUTE_VALUES
+    labels = torch.tensor([[keys[k].index(a[k]) for k in keys] for a in train_attrs])
     log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg, negative_ids=negatives,
-                      groups=groups)
+                      groups=groups, attribute_labels=labels, attribute_classes=[len(v) for v in keys.values()])
     acc = attribute_accuracy(model, tok, held[:n_eval], held_attrs[:n_eval], cfg)
     metrics = {**log, **{f"zero_shot_{k}_accuracy": v for k, v in acc.items()}, "config": asdict(cfg)}
     with atomic_dir(out) as tmp:
