@@ -223,6 +223,7 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
     assert outs[1, "teacher"]["vae_reconstructions"]["n"] == 12 and "| real held-out images through the VAE |" in text
     assert "| shape_accuracy | color_accuracy | background_accuracy | size_accuracy | position_accuracy | n |" in text
+    assert "n = 12 prompts has a standard error" in text and "at most 0.144 here" in text  # 0.5 / sqrt(12)
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 
@@ -236,6 +237,7 @@ def test_report_leaves_out_columns_no_row_has(tmp_path):
     text = write_report(tmp_path / "teacher.json", tmp_path / "student.json", tmp_path / "none.json",
                         tmp_path / "report.md").read_text()
     assert "| model | fid | clip_score | n |" in text and "accuracy" not in text.split("FID is computed")[0]
+    assert "standard error" not in text
 
 
 def test_world_eval_reads_the_reference_eval_reference_cached_and_never_writes_it(world, tmp_path, capsys):

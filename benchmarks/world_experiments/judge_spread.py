@@ -10,6 +10,9 @@ session 8, found it near +-5 points of shape on generated images.
         results/samples/teacher/16_step results/samples/student/1_step
 
 Prints one line per (judge, image set), then each set's mean and standard deviation over judges.
+`--disagreements PREFIX`: for the first sample folder and the first two judges (A, B), counts the
+images each reads right and writes PREFIX_shape.png / PREFIX_color.png: up to 24 images only B reads
+right, then up to 8 only A does, captioned "truth A:<A's pick> B:<B's pick>", to look at who is right.
 """
 import argparse
 import json
@@ -21,7 +24,9 @@ import torch
 from PIL import Image
 
 from tbcm.eval.mjhq import image_paths, load_images, load_meta, subset
-from tbcm.world.build import attribute_accuracy, load_judge
+from tbcm.eval.grids import image_grid
+from tbcm.world.build import attribute_accuracy, attribute_picks, load_judge
+from tbcm.world.shapes import ATTRIBUTE_VALUES
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("folders", nargs="*", help="sample folders (imgs/<category>/<id>.png), relative to --run")
@@ -29,6 +34,7 @@ ap.add_argument("--run", default=".", help="the run's root (its results/world/da
 ap.add_argument("--judges", required=True, help="comma-separated judge folders")
 ap.add_argument("--n", type=int, default=500, help="the first N sorted ids, as evaluate.n")
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--disagreements", default=None, metavar="PREFIX", help="grids of where the first two judges disagree")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 run = Path(a.run)
@@ -52,3 +58,19 @@ for name, r in reads.items():
     sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
     shape, colour = [x for x, _ in r], [y for _, y in r]
     print(f"{name}: shape {statistics.mean(shape):.3f} +- {sd(shape):.3f}, colour {statistics.mean(colour):.3f} +- {sd(colour):.3f}")
+
+if a.disagreements and a.folders and len(a.judges.split(",")) >= 2:
+    images = sets[a.folders[0]]
+    ab = [load_judge(Path(j)) for j in a.judges.split(",")[:2]]
+    for key in ("shape", "color"):
+        (pa, truth), (pb, _) = [attribute_picks(j, tok, images, [attrs[i] for i in ids], cfg, key) for j, tok, cfg in ab]
+        ra, rb = pa == truth, pb == truth
+        print(f"{key}: both right {int((ra & rb).sum())}, only A {int((ra & ~rb).sum())}, only B {int((~ra & rb).sum())}, "
+              f"neither {int((~ra & ~rb).sum())}")
+        sel = torch.nonzero(~ra & rb).flatten()[:24].tolist() + torch.nonzero(ra & ~rb).flatten()[:8].tolist()
+        if not sel:
+            continue
+        names = ATTRIBUTE_VALUES[key]
+        caps = [f"{names[truth[i]]} A:{names[pa[i]]} B:{names[pb[i]]}" for i in sel]
+        big = torch.nn.functional.interpolate(images[sel].permute(0, 3, 1, 2).float(), size=96, mode="nearest")
+        image_grid(big.permute(0, 2, 3, 1).to(torch.uint8), Path(f"{a.disagreements}_{key}.png"), ncol=8, captions=caps)

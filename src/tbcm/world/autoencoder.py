@@ -61,17 +61,27 @@ def to_model_space(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def from_model_space(x: torch.Tensor) -> torch.Tensor:
+    """float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] (to_model_space's inverse, rounded)."""
+    return ((x.float() + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def reconstruct(vae: AutoencoderDC, images_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Encode and decode (in whatever mode `vae` is): float32 [N, 3, H, W] in [-1, 1]."""
+    out = []
+    for i in range(0, len(images_uint8), batch_size):
+        x = to_model_space(images_uint8[i : i + batch_size]).to(vae.dtype)
+        out.append(vae.decode(vae.encode(x).latent).sample.clamp(-1, 1).float())
+    return torch.cat(out)
+
+
 def psnr(vae: AutoencoderDC, images_uint8: torch.Tensor, batch_size: int = 256) -> float:
     """Reconstruction PSNR in dB over [0, 255] images (mean over images of per-image PSNR)."""
-    vals = []
     vae.eval()
-    with torch.no_grad():
-        for i in range(0, len(images_uint8), batch_size):
-            x = to_model_space(images_uint8[i : i + batch_size])
-            rec = vae.decode(vae.encode(x).latent).sample.clamp(-1, 1)
-            mse = ((rec - x) / 2).pow(2).flatten(1).mean(1)  # on [0, 1]
-            vals.append(-10 * torch.log10(mse.clamp_min(1e-10)))
-    return float(torch.cat(vals).mean())
+    x = to_model_space(images_uint8)
+    mse = ((reconstruct(vae, images_uint8, batch_size) - x) / 2).pow(2).flatten(1).mean(1)  # on [0, 1]
+    return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
 
 
 @torch.no_grad()

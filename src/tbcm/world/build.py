@@ -16,7 +16,7 @@ import torch
 from ..atomic import atomic_dir, write_json
 from ..eval.mjhq import load_images, load_meta
 from . import shapes
-from .autoencoder import AutoencoderConfig, psnr, to_model_space, train_autoencoder
+from .autoencoder import AutoencoderConfig, from_model_space, psnr, reconstruct, to_model_space, train_autoencoder
 from .judge import JudgeConfig, build_judge, train_judge, zero_shot_choice
 from .teacher import TeacherConfig, train_teacher
 from ..models.sana import encode_prompts
@@ -70,11 +70,9 @@ def build_vae(data: Path, out: Path, cfg: AutoencoderConfig, n_psnr: int = 1000)
                "config": asdict(cfg)}
     with atomic_dir(out) as tmp:
         vae.save_pretrained(tmp)
-        with torch.no_grad():
-            rec = vae.decode(vae.encode(to_model_space(held[:16])).latent).sample.clamp(-1, 1)
         from ..eval.grids import image_grid
 
-        rec_u8 = ((rec + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+        rec_u8 = from_model_space(reconstruct(vae, held[:16]))
         image_grid(torch.cat([held[:16], rec_u8]), tmp / "reconstructions.png", ncol=16,
                    captions=["real"] * 16 + ["reconstructed"] * 16)
         write_json(tmp / "metrics.json", metrics)
@@ -138,25 +136,29 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
     return metrics
 
 
-def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
-    """Zero-shot accuracy per attribute: the true caption against the same caption with that one
-    attribute swapped for every other value the grammar allows (background kept valid)."""
-    choices = shapes.ATTRIBUTE_VALUES
-    out = {}
+def attribute_picks(model, tok, images, attrs: list[dict], cfg: JudgeConfig, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the judge's zero-shot pick, the truth) [N] each, as indices into ATTRIBUTE_VALUES[key]: the true
+    caption against the same caption with `key` swapped for every other value the grammar allows
+    (a shape coloured like its background is not in the grammar: not a candidate)."""
+    values = shapes.ATTRIBUTE_VALUES[key]
+    cands, truth = [], []
+    for a in attrs:
+        row = []
+        for v in values:
+            b = dict(a, **{key: v})
+            row.append(None if b["color"] == b["background"] else shapes.caption(shapes.Attributes(**b), 0))
+        cands.append(row)
+        truth.append(values.index(a[key]))
     tokenize = lambda texts: judge_token_ids(tok, texts, cfg.context_length)
+    return zero_shot_choice(model, images, cands, tokenize, cfg.image_size), torch.tensor(truth)
+
+
+def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
+    """Zero-shot accuracy per attribute (attribute_picks)."""
+    out = {}
     for key in keys:
-        values = choices[key]
-        cands, truth = [], []
-        for a in attrs:
-            row = []
-            for v in values:
-                b = dict(a, **{key: v})
-                # a shape coloured like its background is not in the grammar: not a candidate
-                row.append(None if b["color"] == b["background"] else shapes.caption(shapes.Attributes(**b), 0))
-            cands.append(row)
-            truth.append(values.index(a[key]))
-        pick = zero_shot_choice(model, images, cands, tokenize, cfg.image_size)
-        out[key] = float((pick == torch.tensor(truth)).float().mean())
+        pick, truth = attribute_picks(model, tok, images, attrs, cfg, key)
+        out[key] = float((pick == truth).float().mean())
     return out
 
 

@@ -23,7 +23,7 @@ from ..eval.evaluate import EvalSettings, evaluate_model
 from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
 from ..eval.mjhq import load_images, load_meta, subset
 from ..eval.weights import find_inception, sha256
-from .autoencoder import to_model_space
+from .autoencoder import from_model_space, reconstruct
 from .build import attribute_accuracy, judge_token_ids, load_judge
 from .shapes import ATTRIBUTE_VALUES
 from .judge import image_features, text_features
@@ -56,12 +56,7 @@ def reconstruction_accuracy(vae, judge, tok, jcfg, images: torch.Tensor, attrs: 
     what the latent space keeps of the real images (docs/world-budget.md, session 5: a plain-loss VAE
     kept 78% of the shapes). Not a strict cap on a generator: a decoder trained on noisy latents
     (session 7) can render a sample's exaggerated latents more legibly than the encoder's own."""
-    rec = []
-    for i in range(0, len(images), batch_size):
-        x = to_model_space(images[i : i + batch_size]).to(vae.dtype)
-        out = vae.decode(vae.encode(x).latent).sample.clamp(-1, 1)
-        rec.append(((out.float() + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
-    acc = attribute_accuracy(judge, tok, torch.cat(rec), attrs, jcfg)
+    acc = attribute_accuracy(judge, tok, from_model_space(reconstruct(vae, images, batch_size)), attrs, jcfg)
     return {"shape_accuracy": acc["shape"], "color_accuracy": acc["color"], "n": len(attrs)}
 
 
