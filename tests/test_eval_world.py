@@ -223,7 +223,7 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
     assert outs[1, "teacher"]["vae_reconstructions"]["n"] == 12 and "| real held-out images through the VAE |" in text
     assert "| shape_accuracy | color_accuracy | background_accuracy | size_accuracy | position_accuracy | n |" in text
-    assert "n = 12 prompts has a standard error" in text and "at most 0.144 here" in text  # 0.5 / sqrt(12)
+    assert "n = 12 prompts has a standard error of at least" in text and "up to 0.144 here" in text  # 0.5 / sqrt(12)
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 

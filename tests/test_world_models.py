@@ -141,6 +141,8 @@ def test_decoder_phase_keeps_the_latent_space_and_makes_decoding_of_noisy_latent
 
 
 def test_judge_attribute_loss_teaches_the_image_tower_what_captions_do_not_say():
+    from dataclasses import replace
+
     from tbcm.world.judge import image_features
 
     imgs = _images(128)
@@ -150,7 +152,7 @@ def test_judge_attribute_loss_teaches_the_image_tower_what_captions_do_not_say()
                       group_size=0, image_size=32, steps=60, batch_size=64, lr=3e-3)
 
     def centroid_accuracy(weight):
-        c = JudgeConfig(**{**cfg.__dict__, "attribute_loss": weight})
+        c = replace(cfg, attribute_loss=weight)
         model = build_judge(c, 4, pad_id=0, eos_id=1)
         train_judge(model, imgs, ids, c, progress=False, attribute_labels=labels[:, None], attribute_classes=[2])
         f = image_features(model, imgs, 32)
@@ -158,10 +160,9 @@ def test_judge_attribute_loss_teaches_the_image_tower_what_captions_do_not_say()
         return float(((f @ mu.T).argmax(1) == labels).float().mean()), model
 
     with_heads, model = centroid_accuracy(1.0)
-    assert with_heads > 0.95
-    assert not any("heads" in k for k in model.state_dict())  # the heads are not part of the saved judge
     without, _ = centroid_accuracy(0.0)
-    assert without < with_heads - 0.1, (without, with_heads)
+    assert with_heads > 0.9 and without < with_heads - 0.1, (without, with_heads)  # measured 0.977 / 0.664
+    # the heads are not part of the judge that is saved
+    assert model.state_dict().keys() == build_judge(cfg, 4, pad_id=0, eos_id=1).state_dict().keys()
     with pytest.raises(ValueError, match="attribute_loss"):
-        train_judge(build_judge(cfg, 4, 0, 1), imgs, ids, JudgeConfig(**{**cfg.__dict__, "attribute_loss": 1.0}),
-                    progress=False)
+        train_judge(build_judge(cfg, 4, 0, 1), imgs, ids, replace(cfg, attribute_loss=1.0), progress=False)

@@ -36,6 +36,8 @@ ap.add_argument("--n", type=int, default=500, help="the first N sorted ids, as e
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--disagreements", default=None, metavar="PREFIX", help="grids of where the first two judges disagree")
 a = ap.parse_args()
+if a.disagreements and (not a.folders or len(a.judges.split(",")) < 2):
+    ap.error("--disagreements needs a sample folder and at least two judges")
 torch.set_num_threads(a.threads)
 run = Path(a.run)
 root = run / "results/world/data/eval"
@@ -54,12 +56,12 @@ for j in a.judges.split(","):
         reads[name].append((acc["shape"], acc["color"]))
         print(f"{j}  {name}: shape {acc['shape']:.3f} colour {acc['color']:.3f}", flush=True)
 print(f"\nover {len(a.judges.split(','))} judges (mean +- sd):")
+sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
 for name, r in reads.items():
-    sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
     shape, colour = [x for x, _ in r], [y for _, y in r]
     print(f"{name}: shape {statistics.mean(shape):.3f} +- {sd(shape):.3f}, colour {statistics.mean(colour):.3f} +- {sd(colour):.3f}")
 
-if a.disagreements and a.folders and len(a.judges.split(",")) >= 2:
+if a.disagreements:
     images = sets[a.folders[0]]
     ab = [load_judge(Path(j)) for j in a.judges.split(",")[:2]]
     for key in ("shape", "color"):

@@ -5,7 +5,8 @@ at the steps asked for. docs/world-budget.md, session 5 (the teacher's learning 
     python benchmarks/world_experiments/teacher_curve.py '{"steps": 8000, "evals": [4000, 8000]}' NAME \\
         [--world results/world] [--vae DIR]
 
-Options (JSON): steps, evals, seed (the teacher's: batches, noise, initial weights), hidden, layers, patch, lr, batch, logit_mean, caption_dropout, n_eval, threads, ema (a decay:
+Options (JSON): steps, evals, seed (the teacher's: batches, noise, initial weights), hidden, layers,
+patch, lr, batch, logit_mean, caption_dropout, n_eval, threads, ema (a decay:
 the EMA of the weights is scored too, as "EMA"), text_pretrain (steps teaching the text encoder the
 grammar, tbcm.world.text_pretrain; default params.yaml's world.text, 0: a random encoder as before session 6). Accuracies
 at a step before the last are those of a run whose cosine learning rate has not annealed yet.

@@ -100,10 +100,12 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
               "against the real images of the whole set; \"real held-out images\" is the floor set by the number of",
               "prompts evaluated. Accuracies are zero-shot from the caption grammar (embedded world only).", ""]
     n = first.get("n")
-    if "shape_accuracy" in columns and n:  # how far apart two rows must be before the difference means anything
-        lines += [f"An accuracy p over n = {n} prompts has a standard error of sqrt(p (1 - p) / n), at most "
-                  f"{0.5 / n ** 0.5:.3f} here. The judge adds its own: judges trained with other seeds read the same "
-                  "generated images' shapes up to ~9 points apart (docs/world-budget.md, session 8).", ""]
+    if "shape_accuracy" in columns and n:  # the error of one accuracy, to weigh differences between rows by
+        lines += [f"An accuracy p over n = {n} prompts has a standard error of at least sqrt(p (1 - p) / n), up to "
+                  f"{0.5 / n ** 0.5:.3f} here; more, as prompts sharing an attribute tuple are read alike (the world's "
+                  "first 500 held-out ids hold 232 tuples). The judge adds its own: judges trained with other seeds "
+                  "read the same generated images' shapes up to ~13 points apart, about +-5 around their mean "
+                  "(docs/world-budget.md, session 8).", ""]
     lines += [f"- {k.replace('_', ' ')}: {first[k]}" for k in SETTINGS if k in first] + [""]
     lines += _per_category(rows, "fid") + _per_category(rows, "clip_score")
     if world is not None:

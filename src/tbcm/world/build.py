@@ -110,6 +110,11 @@ def attribute_groups(attrs: list[dict], vary: str = "shape") -> list[list[list[i
     return [[members for _, members in sorted(classes.items())] for _, classes in sorted(by.items()) if len(classes) > 1]
 
 
+def attribute_labels(attrs: list[dict]) -> torch.Tensor:
+    """[N, 5] class index of each image's attributes, in shapes.ATTRIBUTE_VALUES order (the judge's heads)."""
+    return torch.tensor([[values.index(a[k]) for k, values in shapes.ATTRIBUTE_VALUES.items()] for a in attrs])
+
+
 def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 1000) -> dict:
     tok = world_tokenizer()
     train, prompts, _, train_attrs = load_split(data / "train")
@@ -121,10 +126,9 @@ def build_judge_stage(data: Path, out: Path, cfg: JudgeConfig, n_eval: int = 100
         flat = judge_token_ids(tok, [c for r in rows for c in r], cfg.context_length)
         negatives = flat.reshape(len(rows), len(rows[0]), -1)
     groups = attribute_groups(train_attrs) if cfg.group_size > 1 else None
-    keys = shapes.ATTRIBUTE_VALUES
-    labels = torch.tensor([[keys[k].index(a[k]) for k in keys] for a in train_attrs])
     log = train_judge(model, train, judge_token_ids(tok, prompts, cfg.context_length), cfg, negative_ids=negatives,
-                      groups=groups, attribute_labels=labels, attribute_classes=[len(v) for v in keys.values()])
+                      groups=groups, attribute_labels=attribute_labels(train_attrs),
+                      attribute_classes=[len(v) for v in shapes.ATTRIBUTE_VALUES.values()])
     acc = attribute_accuracy(model, tok, held[:n_eval], held_attrs[:n_eval], cfg)
     metrics = {**log, **{f"zero_shot_{k}_accuracy": v for k, v in acc.items()}, "config": asdict(cfg)}
     with atomic_dir(out) as tmp:
