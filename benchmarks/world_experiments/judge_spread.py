@@ -19,11 +19,9 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from tbcm.eval.mjhq import image_paths, load_images, load_meta, subset
+from tbcm.eval.mjhq import load_images, load_meta, subset
 from tbcm.eval.grids import image_grid
 from tbcm.world.build import attribute_accuracy, attribute_picks, load_judge
 from tbcm.world.shapes import ATTRIBUTE_VALUES
@@ -45,17 +43,15 @@ meta = load_meta(root)
 attrs = json.loads((root / "attributes.json").read_text())
 ids = subset(meta, None, 0, a.n)
 sets = {"real held-out": load_images(root, meta, ids)}
-for f in a.folders:
-    paths = image_paths(run / f, meta, ids, "png")
-    sets[f] = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]))
+sets.update({f: load_images(run / f, meta, ids, ext="png") for f in a.folders})
+judges = {j: load_judge(Path(j)) for j in a.judges.split(",")}
 reads: dict[str, list[tuple[float, float]]] = {name: [] for name in sets}
-for j in a.judges.split(","):
-    judge, tok, cfg = load_judge(Path(j))
+for j, (judge, tok, cfg) in judges.items():
     for name, images in sets.items():
         acc = attribute_accuracy(judge, tok, images, [attrs[i] for i in ids], cfg)
         reads[name].append((acc["shape"], acc["color"]))
         print(f"{j}  {name}: shape {acc['shape']:.3f} colour {acc['color']:.3f}", flush=True)
-print(f"\nover {len(a.judges.split(','))} judges (mean +- sd):")
+print(f"\nover {len(judges)} judges (mean +- sd):")
 sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
 for name, r in reads.items():
     shape, colour = [x for x, _ in r], [y for _, y in r]
@@ -63,7 +59,7 @@ for name, r in reads.items():
 
 if a.disagreements:
     images = sets[a.folders[0]]
-    ab = [load_judge(Path(j)) for j in a.judges.split(",")[:2]]
+    ab = list(judges.values())[:2]
     for key in ("shape", "color"):
         (pa, truth), (pb, _) = [attribute_picks(j, tok, images, [attrs[i] for i in ids], cfg, key) for j, tok, cfg in ab]
         ra, rb = pa == truth, pb == truth
