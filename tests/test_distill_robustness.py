@@ -1,5 +1,6 @@
 """Long-run machinery of `tbcm distill` on a tiny Sana teacher (issue 6): checkpoints and exact resume,
-bf16 autocast, gradient checkpointing, EMA, data parallelism with accelerate, dvclive curves."""
+bf16 autocast, gradient checkpointing, EMA, data parallelism with accelerate (replicated or sharded),
+dvclive curves."""
 
 from __future__ import annotations
 
@@ -163,6 +164,7 @@ def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     (dict(checkpoint_every=0), "distill.checkpoint_every"),
     (dict(checkpoint_keep=0), "distill.checkpoint_keep"),
     (dict(gradient_checkpointing="yes"), "distill.gradient_checkpointing"),
+    (dict(parallel="zero3"), "distill.parallel"),
 ])
 def test_bad_values_are_named(change, needle):
     with pytest.raises(ValueError, match=needle):
@@ -202,28 +204,37 @@ def test_cli_names_a_missing_checkpoint(teacher, tmp_path, capsys):
     assert rc == 2 and "gone.pt: no such checkpoint file" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_path):
-    """`accelerate launch` with 2 CPU processes (gloo) of B = 2 prompts against 1 process of 4 prompts,
-    through the CLI: same per-step loss, gradient norm and filter drops, same final weights."""
-    p = load_params(ROOT / "workflow" / "smoke.yaml")
-    p["distill"].update(steps=4, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=True, ema_decay=0.9,
-                        checkpoint_every=2)
-    (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
-    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
-    torch.save(BLACK, tmp_path / "black.pt")
+def launch_two(tmp_path, teacher: Path, out: str, *extra: str) -> None:
+    """`tbcm distill --params tmp_path/p2.yaml` under `accelerate launch` with 2 CPU processes (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "tbcm.cli", "distill", "--params", str(tmp_path / "p2.yaml"), "--teacher", str(teacher),
            "--prompts", str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"),
-           "--out", str(tmp_path / "two"), "--live", str(tmp_path / "two_live"), "--quiet"]
+           "--out", str(tmp_path / out), "--quiet", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_path, parallel):
+    """`accelerate launch` with 2 CPU processes (gloo) of B = 2 prompts against 1 process of 4 prompts,
+    through the CLI, the student replicated (DDP) or sharded (FSDP2): same per-step loss, gradient
+    norm and filter drops, same final weights. Sharded, a run resumed from its step-2 checkpoint
+    ends bit for bit where the uninterrupted one did."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"].update(steps=4, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=True, ema_decay=0.9,
+                        checkpoint_every=2, parallel=parallel)
+    (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    launch_two(tmp_path, teacher, "two", "--live", str(tmp_path / "two_live"))
     import json
 
-    assert json.loads((tmp_path / "two" / "train_log.json").read_text())["num_processes"] == 2
+    log = json.loads((tmp_path / "two" / "train_log.json").read_text())
+    assert log["num_processes"] == 2 and log["sharded"] == (parallel == "fsdp")
 
     d = p["distill"]
     cfg = config(steps=4, prompts_per_step=4, adaptive_weight=True, ema_decay=0.9, checkpoint_every=None,
@@ -247,3 +258,17 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
     assert max(abs(gn_one[s] - gn_two[s]) / gn_one[s] for s in gn_one) <= 1e-5
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+    if parallel == "fsdp":
+        (folder,) = (tmp_path / "two.ckpt").iterdir()
+        steps = dict(step_files(folder))
+        assert sorted(steps) == [2, 4]
+        launch_two(tmp_path, teacher, "resumed", "--resume", str(steps[2]))
+        assert_same_tensors(weights(tmp_path / "two"), weights(tmp_path / "resumed"), "exported student")
+        (again,) = (tmp_path / "resumed.ckpt").iterdir()
+        x = torch.load(steps[4], weights_only=True)
+        y = torch.load(dict(step_files(again))[4], weights_only=True)
+        for key in ("student", "weight", "optimizer", "ema", "rng"):
+            assert_same_tensors(x[key], y[key], key)
+        # the checkpoint holds whole tensors under the one-process names
+        assert set(x["student"]) == set(torch.load(step_files(folder)[0][1], weights_only=True)["student"])
+        assert set(x["student"]) == set(a)

@@ -17,6 +17,8 @@ Long runs (issue 6):
   `--cpu` flag starts a single process unless MPI is set up): `prompts_per_step` is per
   process; each process draws the whole step's prompts and randomness and trains on its slice
   (train_step.py), so P processes of B prompts are one process of P * B prompts.
+  `parallel: fsdp` shards the student's weights, gradients and optimiser state over the processes
+  (tbcm.sharding, FSDP2) instead of replicating them (DDP): same maths, same launch command.
 - `precision: bf16` autocasts the teacher rollout and the student's forward passes (weights,
   optimiser and loss stay fp32); `gradient_checkpointing` recomputes the student's blocks in the
   backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
@@ -40,6 +42,7 @@ from .denoiser import Condition
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser, student_from_teacher)
+from .sharding import PARALLEL
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
@@ -61,6 +64,7 @@ class DistillConfig:
     ema_decay: float | None = None  # None: no EMA; else diffusers EMAModel(decay=...), exported instead of the student
     checkpoint_every: int | None = 100  # None: no checkpoints
     checkpoint_keep: int = 2  # newest checkpoints kept per fingerprint
+    parallel: str = "ddp"  # ddp | fsdp: how several processes share the student (one process: no difference)
     method: MethodConfig = field(default_factory=MethodConfig)
 
 
@@ -75,6 +79,7 @@ def check_config(cfg: DistillConfig) -> None:
          cfg.prompts_per_step)
     need(isinstance(cfg.log_every, int) and cfg.log_every >= 1, "log_every", "an integer >= 1", cfg.log_every)
     need(cfg.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", cfg.precision)
+    need(cfg.parallel in PARALLEL, "parallel", f"one of {PARALLEL}", cfg.parallel)
     need(isinstance(cfg.gradient_checkpointing, bool), "gradient_checkpointing", "true or false",
          cfg.gradient_checkpointing)
     need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
@@ -132,10 +137,10 @@ def make_accelerator(cfg: DistillConfig):
         raise ValueError(f"accelerate is configured with mixed_precision={acc.mixed_precision!r}; leave it 'no' and "
                          f"set distill.precision (now {cfg.precision!r}) instead")
     if acc.distributed_type not in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
-        # FSDP/DeepSpeed shard the student, but the JVP pass calls the unwrapped student and the
-        # checkpoints save its full state dict: neither is implemented for sharded parameters.
+        # Sharding is ours (tbcm.sharding, which says why), chosen in params.yaml like precision.
         raise ValueError(f"accelerate distributed_type {acc.distributed_type} is not supported by tbcm distill; "
-                         "use DDP (multi-GPU or multi-CPU)")
+                         "launch with --multi_gpu and set distill.parallel: fsdp (now "
+                         f"{cfg.parallel!r}) to shard the student")
     return acc
 
 
@@ -189,27 +194,43 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         student_tr.enable_gradient_checkpointing()
     student_tr.train()
     weight.requires_grad_(cfg.adaptive_weight)
+    sharded = cfg.parallel == "fsdp" and world > 1
+    if sharded:
+        from . import sharding
+
+        student_tr.to(device), weight.to(device)
+        sharding.shard(student_tr, weight, device, world)
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
     groups = [{"params": list(student_tr.parameters()), "lr": cfg.lr}]
     if cfg.adaptive_weight:
         groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     params = [p for g_ in groups for p in g_["params"]]
-    # DDP wraps the modules that receive gradients; the frozen (no-grad JVP) pass calls the plain student.
-    if cfg.adaptive_weight:
-        student_ddp, weight_ddp, opt = acc.prepare(student, weight, opt)
+    collective = acc
+    if sharded:  # FSDP reduces the gradients; the frozen pass calls the same sharded student
+        trained = torch.nn.ModuleDict({"student": student_tr, "weight": weight})  # names the optimiser's parameters
+        student_ddp, weight_ddp, collective = student, weight, sharding.ShardedCollective(acc)
+        if state is not None:
+            sharding.load_full_optimizer_state(trained, opt, state["optimizer"])
     else:
-        student_ddp, opt = acc.prepare(student, opt)
-        weight_ddp = weight.to(device)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
+        # DDP wraps the modules that receive gradients; the frozen (no-grad JVP) pass calls the plain student.
+        if cfg.adaptive_weight:
+            student_ddp, weight_ddp, opt = acc.prepare(student, weight, opt)
+        else:
+            student_ddp, opt = acc.prepare(student, opt)
+            weight_ddp = weight.to(device)
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
     ema = None
     if cfg.ema_decay is not None:
         from diffusers.training_utils import EMAModel
 
         ema = EMAModel(student_tr.parameters(), decay=cfg.ema_decay)
         if state is not None:
-            ema.load_state_dict(state["ema"])
+            if sharded:
+                sharding.load_full_ema_state(ema, state["ema"], list(student_tr.parameters()))
+            else:
+                ema.load_state_dict(state["ema"])
         ema.to(device)
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
@@ -238,11 +259,16 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             from accelerate.utils import gather_object
 
             procs = gather_object(procs)
+        if sharded:  # collectives: every process gathers, the main one writes
+            weights = {"student": sharding.full_state(student_tr), "weight": sharding.full_state(weight),
+                       "optimizer": sharding.full_optimizer_state(trained, opt),
+                       "ema": sharding.full_ema_state(ema) if ema is not None else None}
+        elif main:
+            weights = {"student": student_tr.state_dict(), "weight": weight.state_dict(), "optimizer": opt.state_dict(),
+                       "ema": ema.state_dict() if ema is not None else None}
         if main:
             ckpts.save(next_step, {
-                "step": next_step, "config": asdict(cfg), "student": student_tr.state_dict(),
-                "weight": weight.state_dict(), "optimizer": opt.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
+                "step": next_step, "config": asdict(cfg), **weights,
                 "rng": {"prompt_sampler": python_rng_state(rng), "generator": g.get_state(), "processes": procs},
                 "skips": dict(skips.counts), "curve": log, "history": history, "seconds": time.time() - t0,
             }, cfg.checkpoint_keep)
@@ -258,7 +284,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     for step in it:
         batch = [prompts[rng.randrange(len(prompts))] for _ in range(b * world)]  # the whole step's prompts
         res = tbcm_step(student_ddp, weight_ddp, opt, params, teacher, encode(batch[rank * b:(rank + 1) * b]), uncond,
-                        latent_shape, step, cfg.method, g, black_latent=black_latent, device=device, collective=acc,
+                        latent_shape, step, cfg.method, g, black_latent=black_latent, device=device, collective=collective,
                         autocast=autocast, frozen=student)
         skips.update(res)
         if ema is not None and res.skipped is None:
@@ -278,11 +304,16 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     if curves is not None:
         curves.close()
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
-            cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world,
+            cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world, "sharded": sharded,
             "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},
             "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg), "curve": log}
     if ema is not None:
         ema.copy_to(student_tr.parameters())  # after the last checkpoint, which keeps the online weights
+    if sharded:  # gather the weights into an unsharded student of the same architecture to export it
+        full = sharding.full_state(student_tr)
+        if main:
+            student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)
+            student_tr.load_state_dict(full)
     if main:
         export_student(teacher_dir, student_tr.eval(), encoder.cpu(), tokenizer, out, info)
     acc.wait_for_everyone()
