@@ -198,7 +198,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     if sharded:
         from . import sharding
 
-        student_tr.to(device), weight.to(device)
+        student_tr.to(device)
+        weight.to(device)
         sharding.shard(student_tr, weight, device, world)
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
     groups = [{"params": list(student_tr.parameters()), "lr": cfg.lr}]
