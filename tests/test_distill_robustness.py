@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import random
 import subprocess
@@ -231,8 +232,6 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
     (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
     torch.save(BLACK, tmp_path / "black.pt")
     launch_two(tmp_path, teacher, "two", "--live", str(tmp_path / "two_live"))
-    import json
-
     log = json.loads((tmp_path / "two" / "train_log.json").read_text())
     assert log["num_processes"] == 2 and log["sharded"] == (parallel == "fsdp")
 
@@ -263,12 +262,41 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
         steps = dict(step_files(folder))
         assert sorted(steps) == [2, 4]
         launch_two(tmp_path, teacher, "resumed", "--resume", str(steps[2]))
+        assert json.loads((tmp_path / "resumed" / "train_log.json").read_text())["resumed_from"]["step"] == 2
         assert_same_tensors(weights(tmp_path / "two"), weights(tmp_path / "resumed"), "exported student")
         (again,) = (tmp_path / "resumed.ckpt").iterdir()
+        assert [s for s, _ in step_files(again)] == [4]
         x = torch.load(steps[4], weights_only=True)
         y = torch.load(dict(step_files(again))[4], weights_only=True)
         for key in ("student", "weight", "optimizer", "ema", "rng"):
             assert_same_tensors(x[key], y[key], key)
-        # the checkpoint holds whole tensors under the one-process names
-        assert set(x["student"]) == set(torch.load(step_files(folder)[0][1], weights_only=True)["student"])
-        assert set(x["student"]) == set(a)
+        # whole tensors in the one-process layout: the student's state dict, AdamW's state by index
+        assert {k: v.shape for k, v in x["student"].items()} == {k: v.shape for k, v in a.items()}
+        ema_shapes = [v.shape for v in x["ema"]["shadow_params"]]
+        assert sorted(x["optimizer"]["state"]) == list(range(len(ema_shapes) + 2))  # student, then w_phi's two
+        assert [x["optimizer"]["state"][i]["exp_avg"].shape for i in range(len(ema_shapes))] == ema_shapes
+
+
+@pytest.mark.slow
+def test_sharded_matches_replicated_with_bf16_checkpointing_and_a_frozen_weight(teacher, tmp_path):
+    """The settings the test above leaves out, 2 processes each: FSDP against DDP with bf16 autocast,
+    gradient checkpointing and w_phi frozen (not sharded). Each process computes the same slice with
+    the same weights either way; only how gradients are reduced differs."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"].update(steps=3, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=False, precision="bf16",
+                        gradient_checkpointing=True, checkpoint_every=None)
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    curves = {}
+    for parallel in ("ddp", "fsdp"):
+        p["distill"]["parallel"] = parallel
+        (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
+        launch_two(tmp_path, teacher, parallel)
+        log = json.loads((tmp_path / parallel / "train_log.json").read_text())
+        assert log["sharded"] == (parallel == "fsdp") and log["config"]["precision"] == "bf16"
+        curves[parallel] = [(r["loss"], r["grad_norm"]) for r in log["curve"]]
+    assert len(curves["ddp"]) == len(curves["fsdp"]) == 2  # log_every 10: steps 0 and 2
+    for (l1, g1), (l2, g2) in zip(curves["ddp"], curves["fsdp"]):
+        assert abs(l1 - l2) <= 1e-5 * abs(l1) and abs(g1 - g2) <= 1e-5 * g1
+    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "fsdp")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5

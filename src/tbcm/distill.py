@@ -42,11 +42,11 @@ from .denoiser import Condition
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser, student_from_teacher)
-from .sharding import PARALLEL
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
 PRECISIONS = ("fp32", "bf16")
+PARALLEL = ("ddp", "fsdp")  # replicate or shard the student over processes (tbcm.sharding)
 
 
 @dataclass
@@ -198,21 +198,22 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     if sharded:
         from . import sharding
 
-        student_tr.to(device)
-        weight.to(device)
-        sharding.shard(student_tr, weight, device, world)
+        sharding.shard([student_tr, weight] if cfg.adaptive_weight else [student_tr], device, world)
+        if not cfg.adaptive_weight:
+            weight.to(device)  # frozen w_phi: a replica, as with DDP
+    # Taken once: after a forward without backward FSDP2 may leave the module's own parameters unsharded.
+    student_params = list(student_tr.parameters())
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
-    groups = [{"params": list(student_tr.parameters()), "lr": cfg.lr}]
+    groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
         groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     params = [p for g_ in groups for p in g_["params"]]
     collective = acc
     if sharded:  # FSDP reduces the gradients; the frozen pass calls the same sharded student
-        trained = torch.nn.ModuleDict({"student": student_tr, "weight": weight})  # names the optimiser's parameters
         student_ddp, weight_ddp, collective = student, weight, sharding.ShardedCollective(acc)
         if state is not None:
-            sharding.load_full_optimizer_state(trained, opt, state["optimizer"])
+            sharding.load_full_optimizer_state(opt, state["optimizer"], params)
     else:
         # DDP wraps the modules that receive gradients; the frozen (no-grad JVP) pass calls the plain student.
         if cfg.adaptive_weight:
@@ -226,10 +227,10 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     if cfg.ema_decay is not None:
         from diffusers.training_utils import EMAModel
 
-        ema = EMAModel(student_tr.parameters(), decay=cfg.ema_decay)
+        ema = EMAModel(student_params, decay=cfg.ema_decay)
         if state is not None:
             if sharded:
-                sharding.load_full_ema_state(ema, state["ema"], list(student_tr.parameters()))
+                sharding.load_full_ema_state(ema, state["ema"], student_params)
             else:
                 ema.load_state_dict(state["ema"])
         ema.to(device)
@@ -261,9 +262,9 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
 
             procs = gather_object(procs)
         if sharded:  # collectives: every process gathers, the main one writes
-            weights = {"student": sharding.full_state(student_tr), "weight": sharding.full_state(weight),
-                       "optimizer": sharding.full_optimizer_state(trained, opt),
-                       "ema": sharding.full_ema_state(ema) if ema is not None else None}
+            weights = {"student": sharding.full_state(student_tr, main), "weight": sharding.full_state(weight, main),
+                       "optimizer": sharding.full_optimizer_state(opt, main),
+                       "ema": sharding.full_ema_state(ema, main) if ema is not None else None}
         elif main:
             weights = {"student": student_tr.state_dict(), "weight": weight.state_dict(), "optimizer": opt.state_dict(),
                        "ema": ema.state_dict() if ema is not None else None}
@@ -289,7 +290,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
                         autocast=autocast, frozen=student)
         skips.update(res)
         if ema is not None and res.skipped is None:
-            ema.step(student_tr.parameters())
+            ema.step(student_params)
         row = {"step": step, "loss": res.loss, "grad_norm": res.grad_norm, "r": res.r,
                "skipped": 0.0 if res.skipped is None else 1.0, "dropped_prompts": res.n_dropped, **res.stats}
         history.append(row)
@@ -309,9 +310,9 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},
             "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg), "curve": log}
     if ema is not None:
-        ema.copy_to(student_tr.parameters())  # after the last checkpoint, which keeps the online weights
+        ema.copy_to(student_params)  # after the last checkpoint, which keeps the online weights
     if sharded:  # gather the weights into an unsharded student of the same architecture to export it
-        full = sharding.full_state(student_tr)
+        full = sharding.full_state(student_tr, main)
         if main:
             student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)
             student_tr.load_state_dict(full)
