@@ -311,10 +311,12 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg), "curve": log}
     if ema is not None:
         ema.copy_to(student_params)  # after the last checkpoint, which keeps the online weights
-    if sharded:  # gather the weights into an unsharded student of the same architecture to export it
+    if sharded:  # gather the weights into an unsharded student of the same architecture, on the CPU, to export it
         full = sharding.full_state(student_tr, main)
         if main:
-            student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)
+            from diffusers import SanaTransformer2DModel
+
+            student_tr = SanaTransformer2DModel.from_config(teacher_tr.config, guidance_embeds=True)
             student_tr.load_state_dict(full)
     if main:
         export_student(teacher_dir, student_tr.eval(), encoder.cpu(), tokenizer, out, info)
