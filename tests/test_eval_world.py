@@ -189,6 +189,8 @@ def test_metrics_exist_for_every_category_present(world, tmp_path):
         assert {"fid", "clip_score", "shape_accuracy", "seed", "resolution", "feature_extractor"} <= set(row)
         for key in ("shape", "color", "background", "size", "position"):
             assert 0 <= row[f"{key}_accuracy"] <= 1
+            assert 0 <= row[f"{key}_accuracy_se"] <= 0.5  # clustered by the row's attribute tuples
+        assert 1 < row["attribute_tuples"] <= len(ids)
     assert m["real"]["background_accuracy"] > 0.5, m["real"]  # 4 backgrounds; the fixture's judge reads real ones
     assert m["2_step"]["steps"] == 2 and m["2_step"]["feature_extractor"].startswith("world judge")
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["teacher_1step.png", "teacher_2step.png"]
@@ -223,7 +225,11 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     assert text.startswith("# tbcm report") and "| fid by category |" in text and "| clip_score by category |" in text
     assert outs[1, "teacher"]["vae_reconstructions"]["n"] == 12 and "| real held-out images through the VAE |" in text
     assert "| shape_accuracy | color_accuracy | background_accuracy | size_accuracy | position_accuracy | n |" in text
-    assert "n = 12 prompts has a standard error of at least" in text and "up to 0.144 here" in text  # 0.5 / sqrt(12)
+    tuples = outs[1, "teacher"]["real"]["attribute_tuples"]
+    assert "clustered by attribute tuple" in text and f"these 12 prompts hold {tuples} tuples" in text
+    assert "at most 0.144)" in text  # 0.5 / sqrt(12)
+    low = min(m["shape_accuracy_se"] for o in outs.values() for k, m in o.items() if k != "vae_reconstructions")
+    assert f"shape {low:.3f}-" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 

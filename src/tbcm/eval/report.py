@@ -101,11 +101,19 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
               "prompts evaluated. Accuracies are zero-shot from the caption grammar (embedded world only).", ""]
     n = first.get("n")
     if "shape_accuracy" in columns and n:  # the error of one accuracy, to weigh differences between rows by
-        lines += [f"An accuracy p over n = {n} prompts has a standard error of at least sqrt(p (1 - p) / n), up to "
-                  f"{0.5 / n ** 0.5:.3f} here; more, as prompts sharing an attribute tuple are read alike (the world's "
-                  "first 500 held-out ids hold 232 tuples). The judge adds its own: judges trained with other seeds "
-                  "read the same generated images' shapes up to ~13 points apart, about +-5 around their mean "
-                  "(docs/world-budget.md, session 8).", ""]
+        se = {key: [m[f"{key}_accuracy_se"] for _, m in rows if f"{key}_accuracy_se" in m] for key in ("shape", "color")}
+        if se["shape"]:
+            tuples = first.get("attribute_tuples")
+            lines += [f"Standard errors of the accuracies, clustered by attribute tuple (prompts differing only in "
+                      f"wording are drawn and read alike; these {n} prompts hold {tuples} tuples; tbcm.eval.stderr): "
+                      f"shape {min(se['shape']):.3f}-{max(se['shape']):.3f}, colour "
+                      f"{min(se['color']):.3f}-{max(se['color']):.3f} over the rows above (as if the prompts were "
+                      f"independent: at most {0.5 / n ** 0.5:.3f})."]
+        else:
+            lines += [f"An accuracy p over n = {n} prompts has a standard error of at least sqrt(p (1 - p) / n), up to "
+                      f"{0.5 / n ** 0.5:.3f} here; more, as prompts sharing an attribute tuple are read alike."]
+        lines += ["The judge adds its own error: judges trained with other seeds read the same generated images' "
+                  "shapes up to ~13 points apart, about +-5 around their mean (docs/world-budget.md, session 8).", ""]
     lines += [f"- {k.replace('_', ' ')}: {first[k]}" for k in SETTINGS if k in first] + [""]
     lines += _per_category(rows, "fid") + _per_category(rows, "clip_score")
     if world is not None:

@@ -157,13 +157,18 @@ def attribute_picks(model, tok, images, attrs: list[dict], cfg: JudgeConfig, key
     return zero_shot_choice(model, images, cands, tokenize, cfg.image_size), torch.tensor(truth)
 
 
-def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
-    """Zero-shot accuracy per attribute (attribute_picks)."""
+def attribute_correct(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
+    """Per attribute, whether the judge's zero-shot pick is right for each image ([N] bool; attribute_picks)."""
     out = {}
     for key in keys:
         pick, truth = attribute_picks(model, tok, images, attrs, cfg, key)
-        out[key] = float((pick == truth).float().mean())
+        out[key] = pick == truth
     return out
+
+
+def attribute_accuracy(model, tok, images, attrs: list[dict], cfg: JudgeConfig, keys=("shape", "color")) -> dict:
+    """Zero-shot accuracy per attribute (attribute_picks)."""
+    return {key: float(c.float().mean()) for key, c in attribute_correct(model, tok, images, attrs, cfg, keys).items()}
 
 
 def load_judge(folder: Path):

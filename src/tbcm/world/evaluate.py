@@ -23,8 +23,9 @@ from ..eval.evaluate import EvalSettings, evaluate_model
 from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
 from ..eval.mjhq import load_images, load_meta, subset
 from ..eval.weights import find_inception, sha256
+from ..eval.stderr import clustered_standard_error
 from .autoencoder import from_model_space, reconstruct
-from .build import attribute_accuracy, judge_token_ids, load_judge
+from .build import attribute_accuracy, attribute_correct, judge_token_ids, load_judge
 from .shapes import ATTRIBUTE_VALUES
 from .judge import image_features, text_features
 
@@ -87,8 +88,12 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
         from PIL import Image
 
         images = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]))
-        acc = attribute_accuracy(judge, tok, images, [attrs[i] for i in ids], jcfg, keys=tuple(ATTRIBUTE_VALUES))
-        return {f"{key}_accuracy": value for key, value in acc.items()}
+        right = attribute_correct(judge, tok, images, [attrs[i] for i in ids], jcfg, keys=tuple(ATTRIBUTE_VALUES))
+        tuples = [tuple(sorted(attrs[i].items())) for i in ids]  # prompts differing only in wording
+        out = {f"{key}_accuracy": float(c.float().mean()) for key, c in right.items()}
+        if len(set(tuples)) > 1:
+            out.update({f"{key}_accuracy_se": clustered_standard_error(c, tuples) for key, c in right.items()})
+        return {**out, "attribute_tuples": len(set(tuples))}
 
     settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
                             resolution=resolution, batch_size=batch_size, progress=progress,
