@@ -205,13 +205,13 @@ def test_cli_names_a_missing_checkpoint(teacher, tmp_path, capsys):
     assert rc == 2 and "gone.pt: no such checkpoint file" in capsys.readouterr().err
 
 
-def launch_two(tmp_path, teacher: Path, out: str, *extra: str) -> None:
-    """`tbcm distill --params tmp_path/p2.yaml` under `accelerate launch` with 2 CPU processes (gloo)."""
+def launch_two(tmp_path, teacher: Path, out: str, *extra: str, params: str = "p2.yaml") -> None:
+    """`tbcm distill --params tmp_path/<params>` under `accelerate launch` with 2 CPU processes (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "tbcm.cli", "distill", "--params", str(tmp_path / "p2.yaml"), "--teacher", str(teacher),
+           "-m", "tbcm.cli", "distill", "--params", str(tmp_path / params), "--teacher", str(teacher),
            "--prompts", str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"),
            "--out", str(tmp_path / out), "--quiet", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -257,6 +257,20 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
     assert max(abs(gn_one[s] - gn_two[s]) / gn_one[s] for s in gn_one) <= 1e-5
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+    if parallel == "ddp":  # a replicated run's checkpoint resumes sharded (e.g. after running out of memory)
+        (folder,) = (tmp_path / "two.ckpt").iterdir()
+        p["distill"]["parallel"] = "fsdp"
+        (tmp_path / "p2_fsdp.yaml").write_text(yaml.safe_dump(p))
+        launch_two(tmp_path, teacher, "resharded", "--resume", "latest", "--checkpoint-dir",
+                   str(tmp_path / "two.ckpt"), params="p2_fsdp.yaml")
+        log = json.loads((tmp_path / "resharded" / "train_log.json").read_text())
+        assert log["sharded"] and log["resumed_from"]["step"] == 4  # latest: the finished run's last checkpoint
+        launch_two(tmp_path, teacher, "resharded2", "--resume", str(dict(step_files(folder))[2]),
+                   params="p2_fsdp.yaml")
+        log = json.loads((tmp_path / "resharded2" / "train_log.json").read_text())
+        assert log["sharded"] and log["resumed_from"]["step"] == 2
+        c = weights(tmp_path / "resharded2")
+        assert max(float((b[k] - c[k]).abs().max()) for k in b) <= 1e-5
     if parallel == "fsdp":
         (folder,) = (tmp_path / "two.ckpt").iterdir()
         steps = dict(step_files(folder))

@@ -26,8 +26,9 @@ import torch
 from .atomic import atomic_path, write_json
 
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
-#: configuration fields that may change between an interrupted run and its resumption
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "checkpoint_keep")
+#: configuration fields that may change between an interrupted run and its resumption (`parallel`:
+#: replicated and sharded runs write the same checkpoint layout and train the same maths)
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "checkpoint_keep", "parallel")
 
 
 def _sha256_files(folder: Path, subfolders: Iterable[str]) -> str:
