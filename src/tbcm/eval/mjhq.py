@@ -89,8 +89,13 @@ def image_paths(root: str | Path, meta: dict[str, dict], ids: list[str], ext: st
 def load_images(root: str | Path, meta: dict[str, dict], ids: list[str], resolution: int | None = None,
                 ext: str = "jpg") -> torch.Tensor:
     """uint8 [N, H, W, 3]; resized (bicubic) to `resolution` if given."""
+    return read_images(image_paths(root, meta, ids, ext), resolution)
+
+
+def read_images(paths: list[Path], resolution: int | None = None) -> torch.Tensor:
+    """uint8 [N, H, W, 3] of these image files, RGB; resized (bicubic) to `resolution` if given."""
     arrs = []
-    for p in image_paths(root, meta, ids, ext):
+    for p in paths:
         im = Image.open(p).convert("RGB")
         if resolution is not None and im.size != (resolution, resolution):
             im = im.resize((resolution, resolution), Image.BICUBIC)

@@ -21,7 +21,7 @@ import torch
 from ..eval.clip_score import ClipScorer
 from ..eval.evaluate import EvalSettings, evaluate_model
 from ..eval.fid import FeatureExtractor, inception_extractor, keep_size
-from ..eval.mjhq import load_images, load_meta, subset
+from ..eval.mjhq import load_images, load_meta, read_images, subset
 from ..eval.weights import find_inception, sha256
 from ..eval.stderr import clustered_standard_error
 from .autoencoder import from_model_space, reconstruct
@@ -85,15 +85,14 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
     extractor = inception_extractor(inception) if inception else judge_extractor(judge, jcfg, judge_dir)
 
     def accuracy(paths: Sequence[Path], ids: list[str]) -> dict:
-        from PIL import Image
-
-        images = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]))
-        right = attribute_correct(judge, tok, images, [attrs[i] for i in ids], jcfg, keys=tuple(ATTRIBUTE_VALUES))
+        right = attribute_correct(judge, tok, read_images(list(paths)), [attrs[i] for i in ids], jcfg,
+                                  keys=tuple(ATTRIBUTE_VALUES))
         tuples = [tuple(sorted(attrs[i].items())) for i in ids]  # prompts differing only in wording
         out = {f"{key}_accuracy": float(c.float().mean()) for key, c in right.items()}
-        if len(set(tuples)) > 1:
+        out["attribute_tuples"] = len(set(tuples))
+        if out["attribute_tuples"] > 1:
             out.update({f"{key}_accuracy_se": clustered_standard_error(c, tuples) for key, c in right.items()})
-        return {**out, "attribute_tuples": len(set(tuples))}
+        return out
 
     settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
                             resolution=resolution, batch_size=batch_size, progress=progress,
