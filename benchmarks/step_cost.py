@@ -345,7 +345,8 @@ def _mean(xs):
 
 # --- tangent against forward -----------------------------------------------------------------------
 
-def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int, methods=JVP_METHODS):
+def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int, methods=JVP_METHODS,
+               profile: bool = False):
     """Per JVP method: time of directional_derivative on a TBCM pair batch / time of one no-grad forward."""
     student_tr = stack["student_tr"]
     installed = use_stock_attention(student_tr) > 0  # the forward and "math" run the stock processors
@@ -377,6 +378,7 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
             reference = loss_module.directional_derivative(fn, primals, tangents, "jvp")[1].float()
             forward = compile_fn(fn)
             t_fwd, _ = timeit(lambda: forward(*primals))
+            profiles = {"forward": profile_call(lambda: forward(*primals), device)} if profile else {}
             for method in [m for m in JVP_METHODS if m in methods]:
                 if method == "processor":
                     use_jvp_attention(student_tr)
@@ -393,10 +395,56 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
                 diff = float((dF.float() - reference).norm() / reference.norm())
                 results[method] = {"s": seconds, "ratio": seconds / t_fwd, "rel_diff_vs_math": diff,
                                    "first_call_s": time.perf_counter() - t0 - seconds * repeats}
+                r = results[method]  # printed as it comes: a run cut short by a time limit keeps its rows
+                print(f"  {method}: {1000 * r['s']:.1f} ms = {r['ratio']:.2f}x forward ({1000 * t_fwd:.1f} ms), "
+                      f"first call {r['first_call_s']:.1f} s, distance to math {diff:.1e}", file=sys.stderr, flush=True)
+                if profile:
+                    profiles[method] = profile_call(lambda: tangent_fn(primals, tangents), device)
     finally:
         (use_jvp_attention if installed else use_stock_attention)(student_tr)
         student_tr.train()
-    return {"forward_s": t_fwd, "pairs": int(x_t.shape[0]), "methods": results}
+    return {"forward_s": t_fwd, "pairs": int(x_t.shape[0]), "methods": results, "profiles": profiles}
+
+
+# --- where the time goes ----------------------------------------------------------------------------
+
+# Operator families for the profile: each kernel's time is charged to the ATen operator that launched it
+# (its self device time), so the families add up to the call's device time without double counting.
+OP_FAMILIES = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scaled_mm", "aten::cudnn_convolution",
+                "aten::convolution", "aten::_convolution", "aten::mkldnn_convolution", "aten::conv2d")),
+    ("fused attention", ("aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention",
+                         "aten::_cudnn_attention")),
+    ("dtype casts and copies", ("aten::copy_", "aten::_to_copy", "aten::to", "aten::clone", "aten::contiguous")),
+)
+
+
+def op_family(name: str) -> str:
+    for family, prefixes in OP_FAMILIES:
+        if any(name.startswith(p) for p in prefixes):
+            return family
+    return "elementwise, norms, reductions, other"
+
+
+def profile_call(call, device: torch.device, top: int = 12) -> dict:
+    """One call under torch.profiler: device time per operator family and the top operators by self time."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    rows = [e for e in prof.key_averages() if e.device_type == DeviceType.CPU and getattr(e, attr, 0) > 0]
+    total = sum(getattr(e, attr) for e in rows) / 1e6
+    families = defaultdict(float)
+    for e in rows:
+        families[op_family(e.key)] += getattr(e, attr) / 1e6
+    rows.sort(key=lambda e: getattr(e, attr), reverse=True)
+    return {"total_s": total, "clock": "device" if device.type == "cuda" else "cpu", "families": dict(families),
+            "top": [{"op": e.key, "s": getattr(e, attr) / 1e6, "count": e.count} for e in rows[:top]]}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -418,15 +466,23 @@ def _gib(b):
 
 
 def markdown(report: dict) -> str:
-    a, b = report["tbcm"], report["scm"]
-    pairs = a["pairs"]
     lines = [f"# Step cost: TBCM vs forward-sampling sCM ({report['shapes']})", "",
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
-             f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs = **{pairs} pairs per step** for both; "
-             f"precision {report['precision']}; gradient checkpointing {'on' if report['checkpointing'] else 'off'}; "
-             f"tangent method `{report['jvp']}`; compile {'on' if report['compile'] else 'off'}; text encoder sequence "
-             f"{report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
-             f"mean of {report['steps']} step(s) after {report['warmup']} warm-up.", "",
+             f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; precision {report['precision']}; "
+             f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
+             f"compile {'on' if report['compile'] else 'off'}; text encoder sequence {report['text_tokens']} tokens "
+             f"(instruction prefix, word-level count, + prompt); mean of {report['steps']} step(s) after "
+             f"{report['warmup']} warm-up.", ""]
+    if "tbcm" in report:
+        lines += step_table(report)
+    lines += tangent_table(report["jvp_ratios"])
+    return "\n".join(lines) + "\n"
+
+
+def step_table(report: dict) -> list[str]:
+    a, b = report["tbcm"], report["scm"]
+    pairs = a["pairs"]
+    lines = [f"**{pairs} trained pairs per step** for both methods.", "",
              "| piece | TBCM ms/step | TBCM extra peak GiB | sCM ms/step | sCM extra peak GiB |", "|---|---|---|---|---|"]
     for name in SCM_PIECES[:2] + ("teacher rollout",) + SCM_PIECES[2:]:
         pa, pb = a["pieces"].get(name), b["pieces"].get(name)
@@ -441,8 +497,11 @@ def markdown(report: dict) -> str:
               f"| first (warm-up) step, ms | {_ms(a['first_step_s'])} | | {_ms(b['first_step_s'])} | |", "",
               f"TBCM / sCM: time per trained pair **{t_ratio:.2f}x** (paper: ≤ {PAPER_TIME_RATIO}), "
               f"peak memory **{m_ratio:.2f}x** (paper: ≤ {PAPER_MEMORY_RATIO}).", ""]
-    j = report["jvp_ratios"]
-    lines += [f"## Tangent vs forward of the student network ({j['pairs']} pairs, no grad)", "",
+    return lines
+
+
+def tangent_table(j: dict) -> list[str]:
+    lines = [f"## Tangent vs forward of the student network ({j['pairs']} pairs, no grad)", "",
               f"Plain forward: {_ms(j['forward_s'])} ms.", "",
               "| method | tangent ms | tangent / forward | rel. distance to eager math tangent | first call ms |",
               "|---|---|---|---|---|"]
@@ -455,7 +514,20 @@ def markdown(report: dict) -> str:
             continue
         diff = f"{r['rel_diff_vs_math']:.1e}"
         lines.append(f"| {method} | {_ms(r['s'])} | {r['ratio']:.2f}x | {diff} | {_ms(r['first_call_s'])} |")
-    return "\n".join(lines) + "\n"
+    profiles = j.get("profiles") or {}
+    if profiles:
+        names = list(profiles)
+        clock = profiles[names[0]]["clock"]
+        families = [f for f, _ in OP_FAMILIES] + ["elementwise, norms, reductions, other"]
+        lines += ["", f"### Where the time goes (one call each under torch.profiler; {clock} time by operator family, ms)", "",
+                  "| family | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for fam in families:
+            lines.append(f"| {fam} | " + " | ".join(_ms(profiles[n]["families"].get(fam, 0.0)) for n in names) + " |")
+        lines.append("| **total** | " + " | ".join(f"**{_ms(profiles[n]['total_s'])}**" for n in names) + " |")
+        for n in names:
+            top = ", ".join(f"{r['op']} {_ms(r['s'])} ({r['count']}x)" for r in profiles[n]["top"][:8])
+            lines += ["", f"Top operators, {n}: {top}."]
+    return lines
 
 
 def main(argv=None) -> dict:
@@ -475,6 +547,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--table-methods", default=",".join(JVP_METHODS),
                     help="comma-separated JVP methods timed in the tangent table (default: all); each is compared "
                          "with an eager math-backend tangent")
+    ap.add_argument("--table-only", action="store_true", help="only the tangent-vs-forward table (no training steps)")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile one call of the forward and of each tangent method (time by operator family)")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
     args = ap.parse_args(argv)
     for name in ("batch", "steps", "jvp_repeats"):
@@ -512,13 +587,13 @@ def main(argv=None) -> dict:
     # module it closes over, so it compiles once)
     student = Timed(SanaTrigFlowStudent(stack["student_tr"]), None, "student forward")
     tangent_impl = torch.compile(loss_module.directional_derivative) if args.compile else None
-    for method in ("tbcm", "scm"):
+    for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)
         report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
                                     student, tangent_impl)
     print("tangent vs forward ...", file=sys.stderr)
     report["jvp_ratios"] = jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
-                                      table_methods)
+                                      table_methods, profile=args.profile)
     text = markdown(report)
     print(text)
     if args.out:
