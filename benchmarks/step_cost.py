@@ -279,7 +279,9 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
     stack["vae"].to(device if method == "scm" else "cpu")  # TBCM never needs the VAE resident
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    teacher = Timed(sana_denoiser(teacher_tr), None, "teacher rollout" if method == "tbcm" else "teacher CFG velocity")
+    compiled = stack.get("teacher_compiled")
+    teacher = Timed(sana_denoiser(teacher_tr) if compiled is None else compiled, None,
+                    "teacher rollout" if method == "tbcm" else "teacher CFG velocity")
     for i in range(args.warmup + steps):
         meter = teacher.meter = student.meter = Meter(meter_memory)
         kw, handles = step_hooks(meter, opt)
@@ -470,7 +472,7 @@ def markdown(report: dict) -> str:
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
              f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; precision {report['precision']}; "
              f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
-             f"compile {'on' if report['compile'] else 'off'}; text encoder sequence {report['text_tokens']} tokens "
+             f"compile {'on' if report['compile'] else 'off'} (teacher: {'on' if report.get('compile_teacher') else 'off'}); text encoder sequence {report['text_tokens']} tokens "
              f"(instruction prefix, word-level count, + prompt); mean of {report['steps']} step(s) after "
              f"{report['warmup']} warm-up.", ""]
     if "tbcm" in report:
@@ -538,6 +540,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
     ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
     ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the JVP-table calls")
+    ap.add_argument("--compile-teacher", action="store_true",
+                    help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike)")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                     help="bf16: autocast, frozen models stored in bf16 (default on CUDA); fp32 (default on CPU)")
     ap.add_argument("--no-checkpointing", action="store_true", help="no gradient checkpointing of the student")
@@ -576,12 +580,15 @@ def main(argv=None) -> dict:
     stack = build_stack(shapes, device, frozen_dtype, checkpointing=not args.no_checkpointing)
     if args.jvp == "processor":
         use_jvp_attention(stack["student_tr"])
+    if args.compile_teacher:
+        stack["teacher_compiled"] = torch.compile(sana_denoiser(stack["teacher_tr"]))
     encode, text_tokens = text_encoder_fn(stack, shapes)
     with autocast_for(device, precision):
         uncond = encode([""])
     report = dict(shapes=shapes.name, device=device_name(device), date=datetime.datetime.now().isoformat(timespec="seconds"),
                   command=" ".join(["python benchmarks/step_cost.py", *(argv if argv is not None else sys.argv[1:])]),
                   batch=args.batch, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
+                  compile_teacher=args.compile_teacher,
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
     # one student wrapper and one tangent function for both methods (a compiled tangent is guarded on the
     # module it closes over, so it compiles once)
