@@ -52,6 +52,7 @@ import torch
 import tbcm.loss as loss_module
 from tbcm.atomic import write_json, write_text
 from tbcm.machine import cpu_model
+from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
 from tbcm.models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
@@ -580,6 +581,9 @@ def main(argv=None) -> dict:
     stack = build_stack(shapes, device, frozen_dtype, checkpointing=not args.no_checkpointing)
     if args.jvp == "processor":
         use_jvp_attention(stack["student_tr"])
+    if args.compile or args.compile_teacher:  # torch 2.11's inductor cannot compile a biased conv's JVP
+        split_conv_bias(stack["student_tr"])
+        split_conv_bias(stack["teacher_tr"])
     if args.compile_teacher:
         stack["teacher_compiled"] = torch.compile(sana_denoiser(stack["teacher_tr"]))
     encode, text_tokens = text_encoder_fn(stack, shapes)
@@ -596,8 +600,11 @@ def main(argv=None) -> dict:
     tangent_impl = torch.compile(loss_module.directional_derivative) if args.compile else None
     for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)
-        report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
-                                    student, tangent_impl)
+        r = report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
+                                        student, tangent_impl)
+        pieces = ", ".join(f"{name} {_ms(p['s'])}" for name, p in r["pieces"].items())
+        print(f"  {method}: {_ms(r['step_s'])} ms/step ({_ms(r['step_s'] / r['pairs'])} per pair), peak "
+              f"{_gib(r['peak_bytes'])} GiB, first step {_ms(r['first_step_s'])} ms; {pieces}", file=sys.stderr, flush=True)
     print("tangent vs forward ...", file=sys.stderr)
     report["jvp_ratios"] = jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
                                       table_methods, profile=args.profile)

@@ -59,8 +59,12 @@ ALL_BACKENDS = (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBacke
 
 
 def _no_autocast(device_type: str):
-    """Autocast off (the rule's float32 must not be cast back down); nothing to do where autocast does not exist."""
-    if torch.amp.is_autocast_available(device_type):
+    """Autocast off (the rule's float32 must not be cast back down); nothing to do where autocast does not exist.
+
+    CPU and CUDA are answered without asking torch: Dynamo in torch 2.11 cannot trace
+    `torch.amp.is_autocast_available` and broke the compiled JVP into eager pieces at every cross-attention
+    (measured on an H100: the compiled tangent 10x the compiled forward, docs/step-cost.md)."""
+    if device_type in ("cuda", "cpu") or torch.amp.is_autocast_available(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
 
