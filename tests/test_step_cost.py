@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     bench = load_benchmark()
     out = tmp_path_factory.mktemp("step_cost") / "table"
     report = bench.main(["--tiny", "--device", "cpu", "--steps", "1", "--warmup", "1", "--route-steps", "4",
-                         "--batch", "2", "--jvp-repeats", "1", "--out", str(out)])
+                         "--batch", "2", "--jvp-repeats", "1", "--profile", "--out", str(out)])
     return bench, report, out
 
 
@@ -67,6 +67,41 @@ def test_tangent_table_covers_every_method(run):
     assert j["methods"]["math"]["rel_diff_vs_math"] == 0
     assert j["methods"]["processor"]["rel_diff_vs_math"] < 1e-5  # float32 on the CPU
     assert j["methods"]["finite_difference"]["rel_diff_vs_math"] < 1e-2
+
+
+def test_profile_charges_every_kernel_once(run):
+    """--profile: one call of the forward and of each tangent method; the operator families add up to the
+    call's total, the tangents cost more than the forward, and the table says so."""
+    bench, report, out = run
+    profiles = report["jvp_ratios"]["profiles"]
+    assert list(profiles) == ["forward", *bench.JVP_METHODS]
+    for name, prof in profiles.items():
+        assert finite_positive(prof["total_s"]), name
+        assert sum(prof["families"].values()) == pytest.approx(prof["total_s"]), name
+        assert set(prof["families"]) <= {f for f, _ in bench.OP_FAMILIES} | {"elementwise, norms, reductions, other"}
+        assert prof["top"] and prof["top"][0]["s"] >= prof["top"][-1]["s"] > 0
+    assert profiles["math"]["total_s"] > profiles["forward"]["total_s"]
+    assert profiles["forward"]["families"]["matmul"] > 0  # the tiny student's linears and convolutions
+    md = out.with_suffix(".md").read_text()
+    assert "Where the time goes" in md and "Top operators, processor" in md
+
+
+def test_op_families():
+    bench = load_benchmark()
+    assert bench.op_family("aten::addmm") == "matmul" and bench.op_family("aten::cudnn_convolution") == "matmul"
+    assert bench.op_family("aten::_scaled_dot_product_flash_attention") == "fused attention"
+    assert bench.op_family("aten::copy_") == "dtype casts and copies"
+    assert bench.op_family("aten::mul") == "elementwise, norms, reductions, other"
+
+
+def test_table_only_runs_no_training_step(tmp_path):
+    bench = load_benchmark()
+    report = bench.main(["--tiny", "--device", "cpu", "--table-only", "--table-methods", "processor",
+                         "--route-steps", "3", "--jvp-repeats", "1", "--out", str(tmp_path / "t")])
+    assert "tbcm" not in report and "scm" not in report
+    assert list(report["jvp_ratios"]["methods"]) == ["processor"]
+    md = (tmp_path / "t.md").read_text()
+    assert "| processor |" in md and "trained pairs per step" not in md
 
 
 def test_outputs_are_written_and_name_the_device(run):
