@@ -170,6 +170,24 @@ class Timed(torch.nn.Module):
             return self.inner(*args, **kw)
 
 
+class CompiledTeacher(torch.nn.Module):
+    """The teacher's denoiser under torch.compile. With mode "reduce-overhead" inductor replays CUDA graphs,
+    which removes the per-kernel launch cost that bounds the rollout's small calls (docs/step-cost.md); a
+    replay overwrites the graph's output buffer, so each call starts a new graph step and returns a copy
+    (the rollout keeps every step's dx/dt)."""
+
+    def __init__(self, inner, mode: str):
+        super().__init__()
+        self.graphs = mode == "reduce-overhead"
+        self.compiled = torch.compile(inner, mode=None if mode == "default" else mode)
+
+    def forward(self, *args, **kw):
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+            return self.compiled(*args, **kw).clone()
+        return self.compiled(*args, **kw)
+
+
 @contextlib.contextmanager
 def timed_tangent(meter: Meter, impl=None):
     """Time `loss.directional_derivative` where scm_loss calls it (`impl`: e.g. its compiled version)."""
@@ -473,7 +491,7 @@ def markdown(report: dict) -> str:
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
              f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; precision {report['precision']}; "
              f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
-             f"compile {'on' if report['compile'] else 'off'} (teacher: {'on' if report.get('compile_teacher') else 'off'}); text encoder sequence {report['text_tokens']} tokens "
+             f"compile {'on' if report['compile'] else 'off'} (teacher: {report.get('compile_teacher') or 'off'}); text encoder sequence {report['text_tokens']} tokens "
              f"(instruction prefix, word-level count, + prompt); mean of {report['steps']} step(s) after "
              f"{report['warmup']} warm-up.", ""]
     if "tbcm" in report:
@@ -541,8 +559,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
     ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
     ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the JVP-table calls")
-    ap.add_argument("--compile-teacher", action="store_true",
-                    help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike)")
+    ap.add_argument("--compile-teacher", nargs="?", const="default", default=None,
+                    choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                    help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike), in this mode "
+                         "(default: default; reduce-overhead replays CUDA graphs)")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                     help="bf16: autocast, frozen models stored in bf16 (default on CUDA); fp32 (default on CPU)")
     ap.add_argument("--no-checkpointing", action="store_true", help="no gradient checkpointing of the student")
@@ -585,7 +605,7 @@ def main(argv=None) -> dict:
         split_conv_bias(stack["student_tr"])
         split_conv_bias(stack["teacher_tr"])
     if args.compile_teacher:
-        stack["teacher_compiled"] = torch.compile(sana_denoiser(stack["teacher_tr"]))
+        stack["teacher_compiled"] = CompiledTeacher(sana_denoiser(stack["teacher_tr"]), args.compile_teacher)
     encode, text_tokens = text_encoder_fn(stack, shapes)
     with autocast_for(device, precision):
         uncond = encode([""])
