@@ -80,3 +80,15 @@ def test_empty_and_mismatched_batches_raise():
     with pytest.raises(ValueError, match="empty batch"):
         optimize_pairs(student, w, opt, params, torch.zeros(0, 2, dtype=torch.float64), torch.zeros(0, dtype=torch.float64),
                        torch.zeros(0, 2, dtype=torch.float64), {}, 0, cfg)
+
+
+def test_gradients_are_freed_after_the_step():
+    """A taken step leaves no gradient behind: the next step's rollout or VAE encode runs without them."""
+    student, teacher, w, params, opt = _setup()
+    before = [p.detach().clone() for p in params]
+    x = SD * torch.randn(4, 2, dtype=torch.float64)
+    res = optimize_pairs(student, w, opt, params, x, torch.full((4,), 0.7, dtype=torch.float64), torch.randn_like(x), {}, 0,
+                         MethodConfig())
+    assert res.skipped is None and math.isfinite(res.grad_norm) and res.grad_norm > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, params))  # the step was taken
+    assert all(p.grad is None for p in params)
