@@ -147,6 +147,34 @@ def test_gradient_checkpointing_is_used_outside_the_jvp_and_changes_nothing(teac
     assert_same_tensors(weights(tmp_path / "plain"), weights(tmp_path / "gc"), "student")
 
 
+@pytest.mark.slow
+def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
+    """distill.compile: the tangent goes through the compiled directional derivative and the teacher through
+    torch.compile, and the run ends where the eager one does (to float rounding; about a minute of compiling)."""
+    import tbcm.loss as loss_module
+
+    calls = []
+    real = loss_module.compiled_directional_derivative
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loss_module, "compiled_directional_derivative", spy)
+    cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
+    eager = run_distill(teacher, PROMPTS, BLACK, tmp_path / "eager", cfg, progress=False)
+    assert calls == []
+    compiled = run_distill(teacher, PROMPTS, BLACK, tmp_path / "compiled", dataclasses.replace(cfg, compile=True),
+                           progress=False)
+    assert len(calls) == 2 and not compiled["skipped"]
+    for a, b in zip(eager["curve"], compiled["curve"]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
+    we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
+    assert set(we) == set(wc)  # split_conv_bias keeps the state dict's keys
+    for k in we:
+        torch.testing.assert_close(wc[k], we[k], rtol=1e-4, atol=1e-6)
+
+
 def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
     fp32 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "fp32", cfg, progress=False)
@@ -166,6 +194,7 @@ def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     (dict(checkpoint_keep=0), "distill.checkpoint_keep"),
     (dict(gradient_checkpointing="yes"), "distill.gradient_checkpointing"),
     (dict(parallel="zero3"), "distill.parallel"),
+    (dict(compile="yes"), "distill.compile"),
 ])
 def test_bad_values_are_named(change, needle):
     with pytest.raises(ValueError, match=needle):

@@ -23,6 +23,8 @@ Long runs (issue 6):
   optimiser and loss stay fp32); `gradient_checkpointing` recomputes the student's blocks in the
   backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
   `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
+- `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
+  under torch.compile: the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
 - `live_dir`: per-step curves for `dvc plots` (tbcm.curves).
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -39,6 +41,7 @@ import torch
 from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
                          set_rng_state)
 from .denoiser import Condition
+from .models.compiled_jvp import split_conv_bias
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
                           sana_denoiser, student_from_teacher)
@@ -65,6 +68,7 @@ class DistillConfig:
     checkpoint_every: int | None = 100  # None: no checkpoints
     checkpoint_keep: int = 2  # newest checkpoints kept per fingerprint
     parallel: str = "ddp"  # ddp | fsdp: how several processes share the student (one process: no difference)
+    compile: bool = False  # torch.compile the tangent's JVP and the teacher's calls (GPU runs; compiled once per run)
     method: MethodConfig = field(default_factory=MethodConfig)
 
 
@@ -82,6 +86,7 @@ def check_config(cfg: DistillConfig) -> None:
     need(cfg.parallel in PARALLEL, "parallel", f"one of {PARALLEL}", cfg.parallel)
     need(isinstance(cfg.gradient_checkpointing, bool), "gradient_checkpointing", "true or false",
          cfg.gradient_checkpointing)
+    need(isinstance(cfg.compile, bool), "compile", "true or false", cfg.compile)
     need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
          "null or a number in (0, 1)", cfg.ema_decay)
     need(cfg.checkpoint_every is None or (isinstance(cfg.checkpoint_every, int) and cfg.checkpoint_every >= 1),
@@ -204,6 +209,17 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     # Taken once: after a forward without backward FSDP2 may leave the module's own parameters unsharded.
     student_params = list(student_tr.parameters())
     teacher, student = sana_denoiser(teacher_tr), SanaTrigFlowStudent(student_tr)
+    method = cfg.method
+    if cfg.compile:
+        if sharded:
+            raise ValueError("distill.compile with parallel: fsdp is not supported (a compiled forward-mode JVP "
+                             "through FSDP2's sharded modules is untested); use parallel: ddp or compile: false")
+        # Eager forward-mode AD runs every op's tangent formula as separate kernels; compiled, they fuse into the
+        # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound; compiled, fewer.
+        split_conv_bias(student_tr)
+        split_conv_bias(teacher_tr)
+        teacher = torch.compile(teacher)
+        method = replace(method, compile_tangent=True)
     groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
         groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
@@ -286,7 +302,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     for step in it:
         batch = [prompts[rng.randrange(len(prompts))] for _ in range(b * world)]  # the whole step's prompts
         res = tbcm_step(student_ddp, weight_ddp, opt, params, teacher, encode(batch[rank * b:(rank + 1) * b]), uncond,
-                        latent_shape, step, cfg.method, g, black_latent=black_latent, device=device, collective=collective,
+                        latent_shape, step, method, g, black_latent=black_latent, device=device, collective=collective,
                         autocast=autocast, frozen=student)
         skips.update(res)
         if ema is not None and res.skipped is None:

@@ -45,6 +45,7 @@ class MethodConfig:
     brightness_threshold: float = 1.0  # <= 0 disables the filter
     tangent_c: float = 0.1
     tangent_method: str = "jvp"  # jvp | finite_difference
+    compile_tangent: bool = False  # the tangent call under torch.compile (loss.compiled_directional_derivative)
     grad_clip: float = 0.1
     r: RSchedule = field(default_factory=RSchedule)
 
@@ -147,7 +148,7 @@ def optimize_pairs(
         out = scm_loss(
             student, weight_fn, x_t, t, dxdt, cond, r,
             sigma_d=cfg.sigma_d, tangent_c=cfg.tangent_c, pair_weight=pair_weight, tangent_method=cfg.tangent_method,
-            frozen=frozen,
+            frozen=frozen, compile_tangent=cfg.compile_tangent,
         )
     loss = out.loss
     summary = torch.stack([out.loss.detach().float(), out.mse.float().mean(), out.logvar.float().mean(),
