@@ -189,20 +189,25 @@ class CompiledTeacher(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def timed_tangent(meter: Meter, impl=None):
-    """Time `loss.directional_derivative` where scm_loss calls it (`impl`: e.g. its compiled version)."""
-    original = loss_module.directional_derivative
-    inner = impl or original
+def timed_tangent(meter: Meter):
+    """Time the tangent where scm_loss calls it: `loss.directional_derivative`, or its compiled version
+    (`loss.compiled_directional_derivative`, MethodConfig.compile_tangent, what distill.compile runs)."""
+    names = ("directional_derivative", "compiled_directional_derivative")
+    originals = {name: getattr(loss_module, name) for name in names}
 
-    def wrapper(*args, **kw):
-        with meter.piece("tangent (JVP of θ⁻)"):
-            return inner(*args, **kw)
+    def timed(inner):
+        def wrapper(*args, **kw):
+            with meter.piece("tangent (JVP of θ⁻)"):
+                return inner(*args, **kw)
+        return wrapper
 
-    loss_module.directional_derivative = wrapper
+    for name in names:
+        setattr(loss_module, name, timed(originals[name]))
     try:
         yield
     finally:
-        loss_module.directional_derivative = original
+        for name in names:
+            setattr(loss_module, name, originals[name])
 
 
 def step_hooks(meter: Meter, optimizer):
@@ -279,14 +284,13 @@ def random_prompts(n: int, gen: torch.Generator) -> list[str]:
 
 # --- the two steps ---------------------------------------------------------------------------------
 
-def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed",
-               tangent_impl=None):
+def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed"):
     """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
-    student wrapper) and `tangent_impl` are shared by both methods, so a compiled tangent compiles once."""
+    student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once."""
     student_tr, teacher_tr = stack["student_tr"], stack["teacher_tr"]
     cfg = MethodConfig(route_steps=args.route_steps, brightness_threshold=0.0,
                        tangent_method="finite_difference" if args.jvp == "finite_difference" else "jvp",
-                       r=RSchedule(warmup_steps=0))
+                       compile_tangent=args.compile, r=RSchedule(warmup_steps=0))
     weight = AdaptiveWeight().to(device)
     params = list(student_tr.parameters()) + list(weight.parameters())
     opt = torch.optim.AdamW([{"params": list(student_tr.parameters()), "lr": 1e-6},
@@ -310,7 +314,7 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             images = torch.rand(pairs, 3, shapes.resolution, shapes.resolution, generator=gen).to(device) * 2 - 1
             images = images.to(stack["vae"].dtype)
         try:
-            with timed_tangent(meter, tangent_impl), autocast, meter.step():
+            with timed_tangent(meter), autocast, meter.step():
                 with meter.piece("text encode"):
                     cond = encode(prompts)
                 if method == "tbcm":
@@ -319,7 +323,8 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
                 else:
                     with meter.piece("VAE encode"):
                         vae = stack["vae"]
-                        x0 = (vae.encode(images).latent * vae.config.scaling_factor * SIGMA_DATA).float()
+                        # contiguous: a channels-last latent would make a compiled tangent compile again
+                        x0 = (vae.encode(images).latent * vae.config.scaling_factor * SIGMA_DATA).float().contiguous()
                     res = scm_step(student, weight, opt, params, teacher, x0, cond, uncond, step=1, cfg=cfg,
                                    generator=gen, **kw)
         finally:
@@ -496,7 +501,8 @@ def markdown(report: dict) -> str:
              f"{report['warmup']} warm-up.", ""]
     if "tbcm" in report:
         lines += step_table(report)
-    lines += tangent_table(report["jvp_ratios"])
+    if report["jvp_ratios"] is not None:
+        lines += tangent_table(report["jvp_ratios"])
     return "\n".join(lines) + "\n"
 
 
@@ -573,6 +579,7 @@ def main(argv=None) -> dict:
                     help="comma-separated JVP methods timed in the tangent table (default: all); each is compared "
                          "with an eager math-backend tangent")
     ap.add_argument("--table-only", action="store_true", help="only the tangent-vs-forward table (no training steps)")
+    ap.add_argument("--no-table", action="store_true", help="only the training steps (no tangent-vs-forward table)")
     ap.add_argument("--profile", action="store_true",
                     help="profile one call of the forward and of each tangent method (time by operator family)")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
@@ -584,6 +591,8 @@ def main(argv=None) -> dict:
     unknown = sorted(set(table_methods) - set(JVP_METHODS))
     if unknown:
         raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(JVP_METHODS)}")
+    if args.table_only and args.no_table:
+        raise SystemExit("--table-only and --no-table leave nothing to measure")
     if args.route_steps < 2:
         raise SystemExit(f"--route-steps must be >= 2 (N - 1 pairs per prompt), got {args.route_steps}")
     if args.warmup < 0:
@@ -614,19 +623,18 @@ def main(argv=None) -> dict:
                   batch=args.batch, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
                   compile_teacher=args.compile_teacher,
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
-    # one student wrapper and one tangent function for both methods (a compiled tangent is guarded on the
-    # module it closes over, so it compiles once)
+    # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)
     student = Timed(SanaTrigFlowStudent(stack["student_tr"]), None, "student forward")
-    tangent_impl = torch.compile(loss_module.directional_derivative) if args.compile else None
     for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)
         r = report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
-                                        student, tangent_impl)
+                                        student)
         pieces = ", ".join(f"{name} {_ms(p['s'])}" for name, p in r["pieces"].items())
         print(f"  {method}: {_ms(r['step_s'])} ms/step ({_ms(r['step_s'] / r['pairs'])} per pair), peak "
               f"{_gib(r['peak_bytes'])} GiB, first step {_ms(r['first_step_s'])} ms; {pieces}", file=sys.stderr, flush=True)
-    print("tangent vs forward ...", file=sys.stderr)
-    report["jvp_ratios"] = jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
+    if not args.no_table:
+        print("tangent vs forward ...", file=sys.stderr)
+    report["jvp_ratios"] = None if args.no_table else jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
                                       table_methods, profile=args.profile)
     text = markdown(report)
     print(text)

@@ -4,9 +4,12 @@
 # as they come), logs and tables into $OUT (or ./step-cost-out). Needs diffusers importable: on the
 # project's device machines carry its wheel as docs/step-cost.md says and set PYTHONPATH first.
 #
-#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: compiled-table compiled-teacher)
+#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: compiled-steps)
 #
 #   eager             both training steps, every tangent method, profiled (124 s on an H100)
+#   compiled-steps    both training steps as distill.compile runs them: the tangent compiled, the teacher's
+#                     calls compiled with CUDA graphs; no table (limit 500 s: the compiled JVP took 192 s
+#                     to compile at this shape in method-notes §9)
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)
@@ -27,10 +30,11 @@ run() {  # NAME LIMIT ARGS...
     echo "$name: exit status $status (124: cut at $limit s), $((SECONDS - start)) s so far"
     return "$status"
 }
-for r in "${@:-compiled-table compiled-teacher}"; do
+for r in "${@:-compiled-steps}"; do
     for name in $r; do
         case $name in
             eager) run eager 200 --profile ;;
+            compiled-steps) run compiled-steps 500 --compile --compile-teacher reduce-overhead --steps 2 --no-table ;;
             compiled-table) run compiled-table 280 --compile --table-only --table-methods processor ;;
             compiled-teacher)
                 run compiled-teacher 230 --compile-teacher reduce-overhead --steps 2 --table-methods processor
@@ -38,7 +42,7 @@ for r in "${@:-compiled-table compiled-teacher}"; do
                 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then
                     run compiled-teacher-default 200 --compile-teacher default --steps 2 --table-methods processor
                 fi ;;
-            *) echo "unknown run '$name' (eager, compiled-table, compiled-teacher)"; exit 2 ;;
+            *) echo "unknown run '$name' (eager, compiled-steps, compiled-table, compiled-teacher)"; exit 2 ;;
         esac
     done
 done

@@ -141,3 +141,29 @@ def test_bad_pairs_raise_value_error_naming_the_problem():
         check_pairs(x, t.float(), dxdt)
     with pytest.raises(ValueError, match="floating-point"):
         check_pairs(x, t, dxdt.long())
+
+
+def test_compiled_tangent_compiles_the_library_function_not_a_later_wrapper(monkeypatch):
+    """compiled_directional_derivative equals the eager one, and compiles the function itself even when a
+    caller has since wrapped the module attribute (the step-cost benchmark times it that way)."""
+    import tbcm.loss as loss_module
+
+    seen = []
+    eager = loss_module.directional_derivative
+
+    def wrapper(*args, **kw):
+        seen.append(1)
+        return eager(*args, **kw)
+
+    monkeypatch.setattr(loss_module, "directional_derivative", wrapper)
+    monkeypatch.setattr(loss_module, "_compiled", {})
+    w = torch.randn(3, 3, dtype=torch.float64)
+    fn = lambda x, t: torch.tanh(x @ w) * torch.cos(t)[:, None]  # noqa: E731
+    primals = (torch.randn(4, 3, dtype=torch.float64), torch.rand(4, dtype=torch.float64))
+    tangents = (torch.randn(4, 3, dtype=torch.float64), torch.rand(4, dtype=torch.float64))
+    with torch.no_grad():
+        out, tangent = loss_module.compiled_directional_derivative(fn, primals, tangents, "jvp")
+        ref_out, ref = eager(fn, primals, tangents, "jvp")
+    assert seen == []
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(tangent, ref)

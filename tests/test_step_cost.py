@@ -104,6 +104,15 @@ def test_table_only_runs_no_training_step(tmp_path):
     assert "| processor |" in md and "trained pairs per step" not in md
 
 
+def test_no_table_runs_only_the_steps(tmp_path):
+    bench = load_benchmark()
+    report = bench.main(["--tiny", "--device", "cpu", "--no-table", "--steps", "1", "--warmup", "0", "--route-steps", "3",
+                         "--out", str(tmp_path / "s")])
+    assert report["jvp_ratios"] is None and report["tbcm"]["pairs"] == report["scm"]["pairs"] == 2
+    md = (tmp_path / "s.md").read_text()
+    assert "trained pairs per step" in md and "Tangent vs forward" not in md
+
+
 def test_outputs_are_written_and_name_the_device(run):
     bench, report, out = run
     md = out.with_suffix(".md").read_text()
@@ -120,6 +129,8 @@ def test_bad_arguments_stop_before_building_anything():
         bench.main(["--tiny", "--batch", "0"])
     with pytest.raises(SystemExit, match="--route-steps must be >= 2"):
         bench.main(["--tiny", "--route-steps", "1"])
+    with pytest.raises(SystemExit, match="leave nothing to measure"):
+        bench.main(["--tiny", "--table-only", "--no-table"])
 
 
 def test_prompt_encoding_is_sana_pipelines_with_the_instruction_prefix():

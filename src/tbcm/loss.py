@@ -64,6 +64,9 @@ def directional_derivative(
     raise ValueError(f"unknown tangent method '{method}'; expected one of {TANGENT_METHODS}")
 
 
+# The function itself, bound now: looked up at the first compiled call instead, the module attribute may be
+# a caller's wrapper by then (a benchmark's timer), which would be traced and guarded instead.
+_eager_directional_derivative = directional_derivative
 _compiled = {}
 
 
@@ -74,7 +77,7 @@ def compiled_directional_derivative(*args, **kwargs):
     student, its condition) is guarded, not recompiled per step. On torch 2.11 biased convolutions need
     `models.compiled_jvp.split_conv_bias` first."""
     if "fn" not in _compiled:
-        _compiled["fn"] = torch.compile(directional_derivative)
+        _compiled["fn"] = torch.compile(_eager_directional_derivative)
     return _compiled["fn"](*args, **kwargs)
 
 
