@@ -55,7 +55,7 @@ from tbcm.machine import cpu_model
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
-from tbcm.models.sana import PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, sana_denoiser, student_from_teacher
+from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, sana_denoiser, student_from_teacher
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_step
 from tbcm.trigflow import SIGMA_DATA
@@ -264,17 +264,11 @@ def build_stack(shapes: StackShapes, device: torch.device, frozen_dtype: torch.d
 
 
 def text_encoder_fn(stack, shapes: StackShapes):
-    """SanaPipeline's prompt encoding with the instruction prefix: encode prefix + prompt at
-    prefix_tokens + L - 2 tokens, keep token 0 and the last L - 1 (diffusers' select_index)."""
-    tokenizer, encoder, instruction = stack["tokenizer"], stack["encoder"], stack["instruction"]
-    prefix_tokens = len(tokenizer.encode(instruction)) if instruction else 0
-    length = prefix_tokens + shapes.prompt_tokens - 2 if instruction else shapes.prompt_tokens
-    keep = [0] + list(range(length - shapes.prompt_tokens + 1, length))
-
-    def encode(prompts):
-        embeds, mask = encode_prompts(tokenizer, encoder, [instruction + p for p in prompts], length)
-        return {PROMPT_EMBEDS: embeds[:, keep], PROMPT_MASK: mask[:, keep]}
-
+    """The library's prompt encoding (models.sana.PromptEncoder, SanaPipeline's: the instruction prefix and
+    the prompt at prefix tokens + L - 2, token 0 and the last L - 1 kept), and the encoder's sequence length."""
+    tokenizer, instruction = stack["tokenizer"], stack["instruction"]
+    encode = PromptEncoder(tokenizer, stack["encoder"], shapes.prompt_tokens, shapes.instruction)
+    length = len(tokenizer.encode(instruction)) + shapes.prompt_tokens - 2 if instruction else shapes.prompt_tokens
     return encode, length
 
 
@@ -617,7 +611,7 @@ def main(argv=None) -> dict:
         stack["teacher_compiled"] = CompiledTeacher(sana_denoiser(stack["teacher_tr"]), args.compile_teacher)
     encode, text_tokens = text_encoder_fn(stack, shapes)
     with autocast_for(device, precision):
-        uncond = encode([""])
+        uncond = encode.uncond()  # the empty prompt without the instruction (SanaPipeline's negative branch)
     report = dict(shapes=shapes.name, device=device_name(device), date=datetime.datetime.now().isoformat(timespec="seconds"),
                   command=" ".join(["python benchmarks/step_cost.py", *(argv if argv is not None else sys.argv[1:])]),
                   batch=args.batch, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,

@@ -147,6 +147,25 @@ def test_gradient_checkpointing_is_used_outside_the_jvp_and_changes_nothing(teac
     assert_same_tensors(weights(tmp_path / "plain"), weights(tmp_path / "gc"), "student")
 
 
+def test_prompts_are_encoded_with_the_instruction_and_uncond_without(teacher, tmp_path, monkeypatch):
+    """text_instruction (source: sana) goes before every prompt of the rollout's condition; the empty prompt
+    of classifier-free guidance is encoded without it, as SanaPipeline's negative branch."""
+    import tbcm.models.sana as sana
+
+    seen = []
+    real = sana.encode_prompts
+
+    def spy(tokenizer, encoder, prompts, max_length, instruction=None):
+        seen.append((tuple(prompts), max_length, instruction))
+        return real(tokenizer, encoder, prompts, max_length, instruction)
+
+    monkeypatch.setattr(sana, "encode_prompts", spy)
+    cfg = config(steps=1, checkpoint_every=None, text_instruction=("Given a prompt:", "Prompt:"))
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "out", cfg, progress=False)
+    assert seen[0] == (("",), 12, None)  # the uncond, once
+    assert len(seen) == 2 and seen[1][1:] == (12, ("Given a prompt:", "Prompt:")) and len(seen[1][0]) == 2
+
+
 @pytest.mark.slow
 def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
     """distill.compile: the tangent goes through the compiled directional derivative and the teacher through

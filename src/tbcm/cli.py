@@ -142,12 +142,15 @@ def _evaluate(args) -> int:
         raise ValueError(f"{args.model} is not a diffusers pipeline folder (no model_index.json)")
     import torch
 
+    from .models.sana import prompt_encoding
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     label = "teacher_" if args.teacher else "student_"
+    tokens, instruction = prompt_encoding(p["source"])  # as the distillation encoded them
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
                             seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
                             resolution=e["resolution"], batch_size=e["batch_size"],
-                            text_max_length=args.text_max_length, device=device,
+                            text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
                             compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
                        inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
@@ -204,10 +207,12 @@ def _distill(args) -> int:
     import torch
 
     from .distill import DistillConfig, read_prompts, run_distill
+    from .models.sana import prompt_encoding
     from .schedules import RSchedule
     from .train_step import MethodConfig
 
-    p = _params(args)["distill"]
+    params = _params(args)
+    p = params["distill"]
     if p["method"] != "tbcm":
         raise ValueError("distill.method 'scm' needs clean latents of images; the Sana-scale baseline stage is not wired yet")
     prompts = read_prompts(args.prompts)
@@ -221,7 +226,9 @@ def _distill(args) -> int:
         tangent_c=p["tangent"]["c"], tangent_method=p["tangent"]["method"], grad_clip=p["grad_clip"],
         r=RSchedule(r["schedule"], r["warmup_steps"], r["cooldown_start"], r["cooldown_steps"], p["r_final"]),
     )
+    tokens, instruction = prompt_encoding(params["source"])
     cfg = DistillConfig(steps=p["steps"], prompts_per_step=p["prompts_per_step"], lr=p["lr"], seed=p["seed"],
+                        text_max_length=tokens, text_instruction=instruction,
                         adaptive_weight=p["adaptive_weight"], precision=p["precision"],
                         gradient_checkpointing=p["gradient_checkpointing"], ema_decay=p["ema_decay"],
                         checkpoint_every=p["checkpoint_every"], checkpoint_keep=p["checkpoint_keep"],
@@ -317,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = stage("evaluate", _evaluate, "MJHQ-30k layout: Inception-v3 FID and CLIP score per step count and category, "
                                      "weights from evaluate.weights_dir (offline)")
     s.add_argument("--data", required=True, help="folder with meta_data.json and imgs/<category>/<id>.jpg")
-    s.add_argument("--text-max-length", type=int, default=300,
-                   help="prompt tokens for the model's text encoder (default %(default)s, Sana's)")
+    s.add_argument("--text-max-length", type=int, default=None,
+                   help="prompt tokens for the model's text encoder (default: by params' source, as the distillation "
+                        "reads them: 300 after Sana's complex human instruction for sana, 24 for the world)")
     eval_flags(s, samples_required=True)
     s = stage("eval-reference", _eval_reference, "compute (or find cached) the FID reference features of a set")
     s.add_argument("--data", required=True, help="MJHQ-layout folder (the world: its data/eval)")

@@ -40,11 +40,9 @@ import torch
 
 from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
                          set_rng_state)
-from .denoiser import Condition
 from .models.compiled_jvp import split_conv_bias
 from .models.jvp_attention import use_jvp_attention
-from .models.sana import (PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
-                          sana_denoiser, student_from_teacher)
+from .models.sana import PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser, student_from_teacher
 from .train_step import MethodConfig, SkipCounter, tbcm_step
 from .weighting import AdaptiveWeight
 
@@ -59,7 +57,8 @@ class DistillConfig:
     lr: float = 1e-4
     weight_lr: float = 1e-2  # w_phi only tracks log L(t): it may move faster than the student
     adaptive_weight: bool = True  # False: w(t) frozen at 0 (docs/known-answer.md)
-    text_max_length: int = 24
+    text_max_length: int = 24  # prompt tokens (models.sana.prompt_encoding: 24 for the world, 300 for Sana)
+    text_instruction: tuple[str, ...] | None = None  # Sana's complex human instruction before each prompt, if any
     seed: int = 0
     log_every: int = 10
     precision: str = "fp32"  # fp32 | bf16 (autocast)
@@ -104,14 +103,6 @@ def read_prompts(path: str | Path) -> list[str]:
     if not prompts:
         raise ValueError(f"prompt file {p} holds no prompts")
     return prompts
-
-
-def encoder_fn(tokenizer, encoder, max_length: int):
-    def encode(prompts: list[str]) -> Condition:
-        e, m = encode_prompts(tokenizer, encoder, prompts, max_length)
-        return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
-
-    return encode
 
 
 def default_checkpoint_dir(out: str | Path) -> Path:
@@ -190,7 +181,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         use_jvp_attention(student_tr)
     teacher_tr.to(device)
     encoder.to(device)
-    encode = encoder_fn(tokenizer, encoder, cfg.text_max_length)
+    encode = PromptEncoder(tokenizer, encoder, cfg.text_max_length, cfg.text_instruction)
     weight = AdaptiveWeight(seed=cfg.seed)
     if state is not None:
         student_tr.load_state_dict(state["student"])
@@ -252,7 +243,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         ema.to(device)
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
-    uncond = encode([""])
+    uncond = encode.uncond()  # the empty prompt without the instruction, as SanaPipeline's negative branch
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
                 else contextlib.nullcontext)
 

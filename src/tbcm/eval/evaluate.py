@@ -40,6 +40,7 @@ class EvalSettings:
     resolution: int | None = 512
     batch_size: int = 64
     text_max_length: int = 24
+    text_instruction: tuple[str, ...] | None = None  # models.sana.prompt_encoding
     progress: bool = True
     device: str | None = None
     # False: the reference must already be cached in ref_dir (the pipeline's fid_reference stage wrote
@@ -82,7 +83,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
     out = {"real": {**score_images(real_paths, ref.rows(ids), ids, prompts, cats, ref, scorer, s.batch_size, extra),
                     **common}}
-    gen = load_generator(model_dir, s.text_max_length, device)
+    gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
     for steps in s.steps:
         made = generate_folder(gen, meta, ids, global_index(meta), Path(samples_root) / f"{steps}_step", steps,
                                s.guidance, s.seed, s.batch_size, s.progress, replace_stale=True)

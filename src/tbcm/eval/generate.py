@@ -34,8 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_path, write_json
-from ..models.sana import (GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent, encode_prompts, load_pipeline_parts,
-                          sana_denoiser)
+from ..models.sana import GUIDANCE, PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser
 from ..sampler import consistency_sample, consistency_times, teacher_sample
 from ..trigflow import SIGMA_DATA, add_noise
 from .mjhq import image_path
@@ -55,10 +54,14 @@ class Generator:
     fingerprint: str = ""
     device: str = "cpu"
     shift: float | None = None  # teacher only: its scheduler's time shift, the route it samples along
+    instruction: tuple[str, ...] | None = None  # Sana's complex human instruction (models.sana.prompt_encoding)
 
     def encode(self, prompts):
-        e, m = encode_prompts(self.tokenizer, self.encoder, list(prompts), self.text_max_length)
-        return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
+        return PromptEncoder(self.tokenizer, self.encoder, self.text_max_length, self.instruction)(list(prompts))
+
+    def encode_uncond(self):
+        """The empty prompt for classifier-free guidance, without the instruction (SanaPipeline's negative branch)."""
+        return PromptEncoder(self.tokenizer, self.encoder, self.text_max_length).uncond()
 
 
 def folder_fingerprint(folder: str | Path) -> str:
@@ -90,7 +93,8 @@ def scheduler_shift(folder: Path) -> float:
     raise ValueError(f"{path} has neither 'shift' nor 'flow_shift'")
 
 
-def load_generator(folder: str | Path, text_max_length: int = 24, device: str | None = None) -> Generator:
+def load_generator(folder: str | Path, text_max_length: int = 24, device: str | None = None,
+                   instruction: tuple[str, ...] | None = None) -> Generator:
     from diffusers import AutoencoderDC
 
     folder = Path(folder)
@@ -112,7 +116,7 @@ def load_generator(folder: str | Path, text_max_length: int = 24, device: str | 
     for m in (tr, encoder, vae):
         m.to(device)
     return Generator(kind, den, tokenizer, encoder, vae, (c.in_channels, c.sample_size, c.sample_size),
-                     text_max_length, folder_fingerprint(folder), device, shift)
+                     text_max_length, folder_fingerprint(folder), device, shift, instruction)
 
 
 def prompt_generators(seed: int, indices) -> list[torch.Generator]:
@@ -136,7 +140,7 @@ def generate(gen: Generator, prompts: list[str], indices: list[int], steps: int,
         raise ValueError(f"{len(prompts)} prompts but {len(indices)} indices")
     out = []
     dev = torch.device(gen.device)
-    uncond = gen.encode([""]) if gen.kind == "teacher" else None
+    uncond = gen.encode_uncond() if gen.kind == "teacher" else None
     for i in range(0, len(prompts), batch_size):
         p, idx = prompts[i : i + batch_size], indices[i : i + batch_size]
         cond = gen.encode(p)
@@ -200,6 +204,8 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
     settings = {"model": gen.fingerprint, "kind": gen.kind, "steps": int(steps), "guidance": float(guidance),
                 "seed": int(seed), "seed_rule": f"seed * {SEED_STRIDE} + index among sorted ids",
                 "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
+                "text_instruction": (hashlib.sha256("\n".join(gen.instruction).encode()).hexdigest()[:16]
+                                     if gen.instruction else None),
                 "device": torch.device(gen.device).type}
     record = out / GENERATION_FILE
     if record.is_file():

@@ -19,10 +19,9 @@ from configs alone (method-notes §8, §9). Values read from diffusers 0.42 (`Sa
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
-from .sana import NUM_TRAIN_TIMESTEPS, tiny_sana_config
+from .sana import NUM_TRAIN_TIMESTEPS, complex_human_instruction, tiny_sana_config
 
 MAX_SEQUENCE_LENGTH = 300  # Sana's prompt tokens (after the instruction prefix is cut off again)
 
@@ -96,13 +95,6 @@ def dc_ae_f32c32_config() -> dict:
         decoder_act_fns="silu",
         scaling_factor=0.41407,
     )
-
-
-def complex_human_instruction() -> list[str]:
-    """Sana-Sprint's default instruction prefix, read from the installed diffusers pipeline."""
-    from diffusers import SanaSprintPipeline
-
-    return list(inspect.signature(SanaSprintPipeline.__call__).parameters["complex_human_instruction"].default)
 
 
 @dataclass

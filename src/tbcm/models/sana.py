@@ -192,9 +192,12 @@ def tiny_sana_config(
     )
 
 
-def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) [B, L] as SanaPipeline.encode_prompt tokenizes (right padding to L)."""
-    texts = [p.lower().strip() for p in prompts]  # SanaPipeline._text_preprocessing, clean_caption=False
+def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) [B, L] as SanaPipeline.encode_prompt tokenizes (right padding to L).
+
+    Prompts are lower-cased and stripped (SanaPipeline._text_preprocessing, clean_caption=False) before
+    `prefix` (the joined complex human instruction) is put in front of them, which keeps its case."""
+    texts = [prefix + p.lower().strip() for p in prompts]
     tokenizer.padding_side = "right"
     tokens = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, add_special_tokens=True,
                        return_tensors="pt")
@@ -203,20 +206,73 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int) -> tupl
 
 @torch.no_grad()
 def encode_prompts(
-    tokenizer, encoder, prompts: Sequence[str], max_length: int
+    tokenizer, encoder, prompts: Sequence[str], max_length: int, instruction: Sequence[str] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(prompt_embeds [B, L, C], prompt_attention_mask [B, L]) exactly as SanaPipeline.encode_prompt gives them.
 
-    With complex_human_instruction=None the pipeline's token selection [0] + range(1 - L, 0) is the
-    identity on an L-token sequence, so it is not repeated here.
+    With `instruction` (Sana's complex human instruction, a list of lines): the lines joined by newlines
+    before each prompt, the whole tokenised at (instruction tokens + L - 2), and the embeddings of token 0
+    and of the last L - 1 positions kept (the pipeline's select_index): the encoder reads the instruction,
+    the denoiser sees L tokens. Without it (the pipeline's negative prompt, or a model trained without
+    one), L tokens, where the pipeline's selection is the identity.
     """
     if isinstance(prompts, str):
         prompts = [prompts]
-    ids, mask = tokenize_prompts(tokenizer, prompts, max_length)
+    prefix, length = "", max_length
+    if instruction:
+        prefix = "\n".join(instruction)
+        length = len(tokenizer.encode(prefix)) + max_length - 2
+    ids, mask = tokenize_prompts(tokenizer, prompts, length, prefix)
     device = next(encoder.parameters()).device
     mask = mask.to(device)
     embeds = encoder(ids.to(device), attention_mask=mask)[0]
+    if instruction:
+        keep = [0] + list(range(length - max_length + 1, length))
+        embeds, mask = embeds[:, keep], mask[:, keep]
     return embeds, mask
+
+
+def complex_human_instruction() -> list[str]:
+    """Sana's default instruction prefix (SanaPipeline and SanaSprintPipeline share it), read from the
+    installed diffusers pipeline."""
+    import inspect
+
+    from diffusers import SanaSprintPipeline
+
+    return list(inspect.signature(SanaSprintPipeline.__call__).parameters["complex_human_instruction"].default)
+
+
+WORLD_PROMPT_TOKENS = 24  # the embedded world's captions are at most ~16 words
+SANA_PROMPT_TOKENS = 300  # SanaPipeline's and SanaSprintPipeline's max_sequence_length
+
+
+def prompt_encoding(source: str) -> tuple[int, tuple[str, ...] | None]:
+    """(prompt tokens, instruction) for params.yaml's `source`, used by the distillation and the evaluation
+    alike: the world's text encoder reads 24 plain tokens; a Sana teacher's Gemma-2 reads Sana's complex
+    human instruction and 300 prompt tokens, as its pipelines encode by default (method-notes §8)."""
+    if source == "world":
+        return WORLD_PROMPT_TOKENS, None
+    if source == "sana":
+        return SANA_PROMPT_TOKENS, tuple(complex_human_instruction())
+    raise ValueError(f"source must be 'world' or 'sana', got {source!r}")
+
+
+class PromptEncoder:
+    """A teacher folder's text encoder as its pipeline runs it: `encoder(prompts)` the condition of each
+    prompt (with the instruction, if any), `encoder.uncond(n)` the empty prompt's, which SanaPipeline
+    encodes without the instruction (its negative branch) for classifier-free guidance."""
+
+    def __init__(self, tokenizer, encoder, max_length: int, instruction: Sequence[str] | None = None):
+        self.tokenizer, self.encoder, self.max_length = tokenizer, encoder, int(max_length)
+        self.instruction = tuple(instruction) if instruction else None
+
+    def __call__(self, prompts: Sequence[str]) -> dict:
+        e, m = encode_prompts(self.tokenizer, self.encoder, prompts, self.max_length, self.instruction)
+        return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
+
+    def uncond(self, n: int = 1) -> dict:
+        e, m = encode_prompts(self.tokenizer, self.encoder, [""] * n, self.max_length)
+        return {PROMPT_EMBEDS: e, PROMPT_MASK: m}
 
 
 def load_pipeline_parts(folder):
