@@ -431,7 +431,7 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
 # Operator families for the profile: each kernel's time is charged to the ATen operator that launched it
 # (its self device time), so the families add up to the call's device time without double counting.
 OP_FAMILIES = (
-    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scaled_mm", "aten::cudnn_convolution",
+    ("matmul and convolution", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scaled_mm", "aten::cudnn_convolution",
                 "aten::convolution", "aten::_convolution", "aten::mkldnn_convolution", "aten::conv2d")),
     ("fused attention", ("aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention",
                          "aten::_cudnn_attention")),
@@ -490,8 +490,9 @@ def markdown(report: dict) -> str:
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
              f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; precision {report['precision']}; "
              f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
-             f"compile {'on' if report['compile'] else 'off'} (teacher: {report.get('compile_teacher') or 'off'}); text encoder sequence {report['text_tokens']} tokens "
-             f"(instruction prefix, word-level count, + prompt); mean of {report['steps']} step(s) after "
+             f"compile {'on' if report['compile'] else 'off'} (teacher: {report.get('compile_teacher') or 'off'}); "
+             f"text encoder sequence {report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
+             f"mean of {report['steps']} step(s) after "
              f"{report['warmup']} warm-up.", ""]
     if "tbcm" in report:
         lines += step_table(report)

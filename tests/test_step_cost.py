@@ -81,14 +81,14 @@ def test_profile_charges_every_kernel_once(run):
         assert set(prof["families"]) <= {f for f, _ in bench.OP_FAMILIES} | {"elementwise, norms, reductions, other"}
         assert prof["top"] and prof["top"][0]["s"] >= prof["top"][-1]["s"] > 0
     assert profiles["math"]["total_s"] > profiles["forward"]["total_s"]
-    assert profiles["forward"]["families"]["matmul"] > 0  # the tiny student's linears and convolutions
+    assert profiles["forward"]["families"]["matmul and convolution"] > 0  # the tiny student's linears and convolutions
     md = out.with_suffix(".md").read_text()
     assert "Where the time goes" in md and "Top operators, processor" in md
 
 
 def test_op_families():
     bench = load_benchmark()
-    assert bench.op_family("aten::addmm") == "matmul" and bench.op_family("aten::cudnn_convolution") == "matmul"
+    assert bench.op_family("aten::addmm") == bench.op_family("aten::cudnn_convolution") == "matmul and convolution"
     assert bench.op_family("aten::_scaled_dot_product_flash_attention") == "fused attention"
     assert bench.op_family("aten::copy_") == "dtype casts and copies"
     assert bench.op_family("aten::mul") == "elementwise, norms, reductions, other"
