@@ -55,7 +55,7 @@ from tbcm.machine import cpu_model
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
-from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, sana_denoiser, student_from_teacher
+from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, encoder_tokens, sana_denoiser, student_from_teacher
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_step
 from tbcm.trigflow import SIGMA_DATA
@@ -266,10 +266,8 @@ def build_stack(shapes: StackShapes, device: torch.device, frozen_dtype: torch.d
 def text_encoder_fn(stack, shapes: StackShapes):
     """The library's prompt encoding (models.sana.PromptEncoder, SanaPipeline's: the instruction prefix and
     the prompt at prefix tokens + L - 2, token 0 and the last L - 1 kept), and the encoder's sequence length."""
-    tokenizer, instruction = stack["tokenizer"], stack["instruction"]
-    encode = PromptEncoder(tokenizer, stack["encoder"], shapes.prompt_tokens, shapes.instruction)
-    length = len(tokenizer.encode(instruction)) + shapes.prompt_tokens - 2 if instruction else shapes.prompt_tokens
-    return encode, length
+    encode = PromptEncoder(stack["tokenizer"], stack["encoder"], shapes.prompt_tokens, shapes.instruction)
+    return encode, encoder_tokens(stack["tokenizer"], shapes.prompt_tokens, shapes.instruction)
 
 
 def random_prompts(n: int, gen: torch.Generator) -> list[str]:

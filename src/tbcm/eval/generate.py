@@ -56,12 +56,15 @@ class Generator:
     shift: float | None = None  # teacher only: its scheduler's time shift, the route it samples along
     instruction: tuple[str, ...] | None = None  # Sana's complex human instruction (models.sana.prompt_encoding)
 
+    def __post_init__(self):
+        self.prompt_encoder = PromptEncoder(self.tokenizer, self.encoder, self.text_max_length, self.instruction)
+
     def encode(self, prompts):
-        return PromptEncoder(self.tokenizer, self.encoder, self.text_max_length, self.instruction)(list(prompts))
+        return self.prompt_encoder(list(prompts))
 
     def encode_uncond(self):
         """The empty prompt for classifier-free guidance, without the instruction (SanaPipeline's negative branch)."""
-        return PromptEncoder(self.tokenizer, self.encoder, self.text_max_length).uncond()
+        return self.prompt_encoder.uncond()
 
 
 def folder_fingerprint(folder: str | Path) -> str:

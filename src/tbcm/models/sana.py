@@ -204,6 +204,11 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], max_length: int, prefix:
     return tokens.input_ids, tokens.attention_mask
 
 
+def encoder_tokens(tokenizer, max_length: int, instruction: Sequence[str] | None = None) -> int:
+    """The sequence the text encoder reads: L tokens, or instruction tokens + L - 2 (SanaPipeline's max_length_all)."""
+    return len(tokenizer.encode("\n".join(instruction))) + max_length - 2 if instruction else max_length
+
+
 @torch.no_grad()
 def encode_prompts(
     tokenizer, encoder, prompts: Sequence[str], max_length: int, instruction: Sequence[str] | None = None
@@ -221,7 +226,7 @@ def encode_prompts(
     prefix, length = "", max_length
     if instruction:
         prefix = "\n".join(instruction)
-        length = len(tokenizer.encode(prefix)) + max_length - 2
+        length = encoder_tokens(tokenizer, max_length, instruction)
     ids, mask = tokenize_prompts(tokenizer, prompts, length, prefix)
     device = next(encoder.parameters()).device
     mask = mask.to(device)
