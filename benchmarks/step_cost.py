@@ -3,7 +3,7 @@
     python benchmarks/step_cost.py --device cuda --out docs/step-cost          # Sana-Sprint 0.6B, 1024 px
     python benchmarks/step_cost.py --tiny --device cpu --out /tmp/step-cost     # tiny stack, seconds on CPU
 
-Both steps run the library's own code (`tbcm.train_step.tbcm_step` / `scm_step`, hence `tbcm.rollout`,
+Both steps run the library's own code (`tbcm.train_step`: a TBCM step's pairs and student step, `scm_step`; hence `tbcm.rollout`,
 `tbcm.baseline` and `tbcm.loss.scm_loss`) on the Sana stack of `tbcm.models` built from configs with
 random weights (cost does not depend on weight values; `tbcm.models.reference_shapes`):
 
@@ -51,13 +51,15 @@ import torch
 
 import tbcm.loss as loss_module
 from tbcm.atomic import write_json, write_text
+from tbcm.denoiser import split_condition
 from tbcm.machine import cpu_model
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
 from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, encoder_tokens, sana_denoiser, student_from_teacher
+from tbcm.optim import OPTIMIZERS, make_optimizer, state_bytes
 from tbcm.schedules import RSchedule
-from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_step
+from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_pairs_ahead, train_on_pairs
 from tbcm.trigflow import SIGMA_DATA
 from tbcm.weighting import AdaptiveWeight
 
@@ -278,16 +280,21 @@ def random_prompts(n: int, gen: torch.Generator) -> list[str]:
 
 def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed"):
     """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
-    student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once."""
+    student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once.
+
+    TBCM with --rollout-ahead K (distill.rollout_ahead): the timed unit is K steps served by one rollout (their
+    prompts encoded in one call, then K student steps); its times and pairs are divided by K, its peak is the
+    unit's. `steps` and the warm-up count units."""
     student_tr, teacher_tr = stack["student_tr"], stack["teacher_tr"]
     cfg = MethodConfig(route_steps=args.route_steps, brightness_threshold=0.0,
                        tangent_method="finite_difference" if args.jvp == "finite_difference" else "jvp",
                        compile_tangent=args.compile, r=RSchedule(warmup_steps=0))
     weight = AdaptiveWeight().to(device)
     params = list(student_tr.parameters()) + list(weight.parameters())
-    opt = torch.optim.AdamW([{"params": list(student_tr.parameters()), "lr": 1e-6},
-                             {"params": list(weight.parameters()), "lr": 1e-3}], weight_decay=0.0)
+    opt = make_optimizer(args.optimizer, [{"params": list(student_tr.parameters()), "lr": 1e-6},
+                                          {"params": list(weight.parameters()), "lr": 1e-3}])
     pairs = args.batch * (args.route_steps - 1)
+    ahead = args.rollout_ahead if method == "tbcm" else 1
     gen = torch.Generator().manual_seed(1)
     autocast = autocast_for(device, args.precision)
     records, first = [], None
@@ -300,7 +307,7 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
     for i in range(args.warmup + steps):
         meter = teacher.meter = student.meter = Meter(meter_memory)
         kw, handles = step_hooks(meter, opt)
-        prompts = random_prompts(args.batch if method == "tbcm" else pairs, gen)
+        prompts = random_prompts(args.batch * ahead if method == "tbcm" else pairs, gen)
         images = None
         if method == "scm":  # the "data": random images, not counted (a data loader's job)
             images = torch.rand(pairs, 3, shapes.resolution, shapes.resolution, generator=gen).to(device) * 2 - 1
@@ -309,25 +316,28 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             with timed_tangent(meter), autocast, meter.step():
                 with meter.piece("text encode"):
                     cond = encode(prompts)
-                if method == "tbcm":
-                    res = tbcm_step(student, weight, opt, params, teacher, cond, uncond, shapes.latent_shape,
-                                    step=1, cfg=cfg, generator=gen, device=device, **kw)
+                if method == "tbcm":  # tbcm_step's two halves, so that one rollout may serve K steps
+                    ready, _ = tbcm_pairs_ahead(teacher, split_condition(cond, [args.batch] * ahead), uncond,
+                                                shapes.latent_shape, cfg, gen, device=device)
+                    results = [train_on_pairs(student, weight, opt, params, p, step=1, cfg=cfg, **kw) for p in ready]
                 else:
                     with meter.piece("VAE encode"):
                         vae = stack["vae"]
                         # contiguous: a channels-last latent would make a compiled tangent compile again
                         x0 = (vae.encode(images).latent * vae.config.scaling_factor * SIGMA_DATA).float().contiguous()
-                    res = scm_step(student, weight, opt, params, teacher, x0, cond, uncond, step=1, cfg=cfg,
-                                   generator=gen, **kw)
+                    results = [scm_step(student, weight, opt, params, teacher, x0, cond, uncond, step=1, cfg=cfg,
+                                        generator=gen, **kw)]
         finally:
             for h in handles:
                 h.remove()
-        if res.skipped:
-            raise RuntimeError(f"{method} step {i} was skipped ({res.skipped}): its timing would not be a training step")
-        if res.n_pairs != pairs:
-            raise RuntimeError(f"{method} trained {res.n_pairs} pairs, expected {pairs}")
-        rec = dict(seconds=meter.step_seconds, peak=meter.step_peak, resident=meter.step_resident,
-                   times=dict(meter.times), extra=dict(meter.extra_peak), calls=dict(meter.calls))
+        for res in results:
+            if res.skipped:
+                raise RuntimeError(f"{method} step {i} was skipped ({res.skipped}): its timing would not be a training step")
+            if res.n_pairs != pairs:
+                raise RuntimeError(f"{method} trained {res.n_pairs} pairs, expected {pairs}")
+        rec = dict(seconds=meter.step_seconds / ahead, peak=meter.step_peak, resident=meter.step_resident,
+                   times={k: v / ahead for k, v in meter.times.items()}, extra=dict(meter.extra_peak),
+                   calls={k: v / ahead for k, v in meter.calls.items()})
         if i < args.warmup:
             first = first or rec
         else:
@@ -335,8 +345,8 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
         del images
     stack["vae"].to("cpu")
     pieces = TBCM_PIECES if method == "tbcm" else SCM_PIECES
-    out = {"pairs": pairs, "step_s": _mean(r["seconds"] for r in records), "peak_bytes": max(r["peak"] for r in records),
-           "resident_bytes": records[0]["resident"], "first_step_s": first["seconds"] if first else None,
+    out = {"pairs": pairs, "steps_per_rollout": ahead, "step_s": _mean(r["seconds"] for r in records), "peak_bytes": max(r["peak"] for r in records),
+           "resident_bytes": records[0]["resident"], "optimizer_state_bytes": state_bytes(opt), "first_step_s": first["seconds"] if first else None,
            "pieces": {}}
     for name in pieces:
         if name == "other":
@@ -486,7 +496,8 @@ def _gib(b):
 def markdown(report: dict) -> str:
     lines = [f"# Step cost: TBCM vs forward-sampling sCM ({report['shapes']})", "",
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
-             f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; precision {report['precision']}; "
+             f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; "
+             f"TBCM's rollout serves {report.get('rollout_ahead', 1)} step(s); optimizer {report.get('optimizer', 'adamw')}; precision {report['precision']}; "
              f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
              f"compile {'on' if report['compile'] else 'off'} (teacher: {report.get('compile_teacher') or 'off'}); "
              f"text encoder sequence {report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
@@ -514,6 +525,8 @@ def step_table(report: dict) -> list[str]:
               f"| **per trained pair** | **{_ms(a['step_s'] / pairs)}** | | **{_ms(b['step_s'] / pairs)}** | |",
               f"| **step peak memory (GiB, all resident incl.)** | | **{_gib(a['peak_bytes'])}** | | **{_gib(b['peak_bytes'])}** |",
               f"| resident at step start (GiB) | | {_gib(a['resident_bytes'])} | | {_gib(b['resident_bytes'])} |",
+              f"| of which optimizer state (GiB) | | {_gib(a.get('optimizer_state_bytes'))} | | "
+              f"{_gib(b.get('optimizer_state_bytes'))} |",
               f"| first (warm-up) step, ms | {_ms(a['first_step_s'])} | | {_ms(b['first_step_s'])} | |", "",
               f"TBCM / sCM: time per trained pair **{t_ratio:.2f}x** (paper: ≤ {PAPER_TIME_RATIO}), "
               f"peak memory **{m_ratio:.2f}x** (paper: ≤ {PAPER_MEMORY_RATIO}).", ""]
@@ -562,6 +575,11 @@ def main(argv=None) -> dict:
                     choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
                     help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike), in this mode "
                          "(default: default; reduce-overhead replays CUDA graphs)")
+    ap.add_argument("--rollout-ahead", type=int, default=1, metavar="K",
+                    help="TBCM: one rollout serves K steps' prompts (distill.rollout_ahead; the teacher's batch x K); "
+                         "a timed unit is then K steps, reported per step (default 1)")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
+                    help="the student's optimiser, both methods (distill.optimizer; came: about half AdamW's state)")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                     help="bf16: autocast, frozen models stored in bf16 (default on CUDA); fp32 (default on CPU)")
     ap.add_argument("--no-checkpointing", action="store_true", help="no gradient checkpointing of the student")
@@ -577,7 +595,7 @@ def main(argv=None) -> dict:
                     help="profile one call of the forward and of each tangent method (time by operator family)")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
     args = ap.parse_args(argv)
-    for name in ("batch", "steps", "jvp_repeats"):
+    for name in ("batch", "steps", "jvp_repeats", "rollout_ahead"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     table_methods = [m.strip() for m in args.table_methods.split(",") if m.strip()]
@@ -613,7 +631,7 @@ def main(argv=None) -> dict:
         uncond = encode.uncond()  # the empty prompt without the instruction (SanaPipeline's negative branch)
     report = dict(shapes=shapes.name, device=device_name(device), date=datetime.datetime.now().isoformat(timespec="seconds"),
                   command=" ".join(["python benchmarks/step_cost.py", *(argv if argv is not None else sys.argv[1:])]),
-                  batch=args.batch, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
+                  batch=args.batch, rollout_ahead=args.rollout_ahead, optimizer=args.optimizer, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
                   compile_teacher=args.compile_teacher,
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
     # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)

@@ -64,14 +64,17 @@ def assert_same_tensors(a, b, where=""):
         assert a == b, where
 
 
-def test_killed_run_resumes_bit_exactly(teacher, tmp_path, monkeypatch):
-    cfg = config(adaptive_weight=True, ema_decay=0.9, checkpoint_every=3, checkpoint_keep=1)
+@pytest.mark.parametrize("ahead,optimizer", [(1, "adamw"), (2, "came")])
+def test_killed_run_resumes_bit_exactly(teacher, tmp_path, monkeypatch, ahead, optimizer):
+    """rollout_ahead 2 rolls out steps {0, 1}, {2, 3}, {4, 5}: the checkpoint after step 2 holds step 3's pairs."""
+    cfg = config(adaptive_weight=True, ema_decay=0.9, checkpoint_every=3, checkpoint_keep=1, rollout_ahead=ahead,
+                 optimizer=optimizer)
     # The global RNGs start from different seeds in the two runs: only restoring them makes them agree.
     torch.manual_seed(123), random.seed(123)
     ref = run_distill(teacher, PROMPTS, BLACK, tmp_path / "a", cfg, progress=False, live_dir=tmp_path / "a_live")
     ref_rng = torch.get_rng_state(), random.getstate()
 
-    real_step = distill_mod.tbcm_step
+    real_step = distill_mod.train_on_pairs
 
     def dies_after_step_4(*args, **kw):
         res = real_step(*args, **kw)
@@ -80,13 +83,14 @@ def test_killed_run_resumes_bit_exactly(teacher, tmp_path, monkeypatch):
         return res
 
     torch.manual_seed(123), random.seed(123)
-    monkeypatch.setattr(distill_mod, "tbcm_step", dies_after_step_4)
+    monkeypatch.setattr(distill_mod, "train_on_pairs", dies_after_step_4)
     with pytest.raises(KeyboardInterrupt):
         run_distill(teacher, PROMPTS, BLACK, tmp_path / "b", cfg, progress=False, live_dir=tmp_path / "b_live")
-    monkeypatch.setattr(distill_mod, "tbcm_step", real_step)
+    monkeypatch.setattr(distill_mod, "train_on_pairs", real_step)
     assert not (tmp_path / "b").exists()  # no half-written output
     (ckpt_folder,) = [p for p in (tmp_path / "b.ckpt").iterdir()]
     assert [s for s, _ in step_files(ckpt_folder)] == [3]
+    assert len(torch.load(step_files(ckpt_folder)[0][1], weights_only=True)["pending"][0]) == ahead - 1
 
     torch.manual_seed(999), random.seed(999)
     res = run_distill(teacher, PROMPTS, BLACK, tmp_path / "b", cfg, progress=False, resume="latest",
@@ -194,6 +198,38 @@ def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
         torch.testing.assert_close(wc[k], we[k], rtol=1e-4, atol=1e-6)
 
 
+def test_rollout_ahead_trains_on_the_same_pairs(teacher, tmp_path, monkeypatch):
+    """rollout_ahead 3 over 4 steps: two rollouts (3 steps, then the 1 left) instead of four, and the run ends
+    where the step-by-step one does (the same prompts, routes, noise and filter draws; only the teacher's
+    batch differs, so to float rounding)."""
+    rollouts = []
+    real = distill_mod.tbcm_pairs_ahead
+
+    def spy(teacher_, conds, *args, **kw):
+        rollouts.append(len(conds))
+        return real(teacher_, conds, *args, **kw)
+
+    monkeypatch.setattr(distill_mod, "tbcm_pairs_ahead", spy)
+    cfg = config(steps=4, checkpoint_every=None, log_every=1)
+    one = run_distill(teacher, PROMPTS, BLACK, tmp_path / "one", cfg, progress=False)
+    assert rollouts == [1, 1, 1, 1]
+    rollouts.clear()
+    ahead = run_distill(teacher, PROMPTS, BLACK, tmp_path / "ahead", dataclasses.replace(cfg, rollout_ahead=3),
+                        progress=False)
+    assert rollouts == [3, 1]
+    assert [r["step"] for r in ahead["curve"]] == [0, 1, 2, 3]
+    dropped = [r["dropped_prompts"] for r in one["curve"]]
+    # the same prompts dropped by the brightness filter (here: none, both, one)
+    assert [r["dropped_prompts"] for r in ahead["curve"]] == dropped and len(set(dropped)) == 3
+    assert [r["skipped"] for r in ahead["curve"]] == [r["skipped"] for r in one["curve"]]
+    for a, b in zip(one["curve"], ahead["curve"]):
+        if a["skipped"] is None:
+            assert b["loss"] == pytest.approx(a["loss"], rel=1e-5) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+    w1, wk = weights(tmp_path / "one"), weights(tmp_path / "ahead")
+    for k in w1:
+        torch.testing.assert_close(wk[k], w1[k], rtol=1e-5, atol=1e-7)
+
+
 def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
     fp32 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "fp32", cfg, progress=False)
@@ -214,6 +250,8 @@ def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     (dict(gradient_checkpointing="yes"), "distill.gradient_checkpointing"),
     (dict(parallel="zero3"), "distill.parallel"),
     (dict(compile="yes"), "distill.compile"),
+    (dict(rollout_ahead=0), "distill.rollout_ahead"),
+    (dict(optimizer="sgd"), "distill.optimizer"),
 ])
 def test_bad_values_are_named(change, needle):
     with pytest.raises(ValueError, match=needle):
@@ -222,6 +260,17 @@ def test_bad_values_are_named(change, needle):
     p["distill"].update(change)
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
         validate(p)
+
+
+def test_came_with_fsdp_is_refused_by_the_config_and_the_schema():
+    with pytest.raises(ValueError, match="distill.optimizer must be adamw with parallel: fsdp"):
+        check_config(DistillConfig(optimizer="came", parallel="fsdp"))
+    p = copy.deepcopy(load_params(ROOT / "params.yaml"))
+    p["distill"].update(optimizer="came", parallel="fsdp")
+    with pytest.raises(ValueError, match=r"distill\.parallel: 'ddp' was expected"):
+        validate(p)
+    p["distill"]["parallel"] = "ddp"
+    validate(p)
 
 
 def test_curves_leave_a_git_only_folder_alone(tmp_path, monkeypatch):

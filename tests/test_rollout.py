@@ -5,10 +5,10 @@ import torch
 
 from tbcm import trigflow
 from tbcm.analytic import GaussianMixtureVelocity
-from tbcm.denoiser import FlowMatchingAdapter, repeat_condition
+from tbcm.denoiser import FlowMatchingAdapter, concat_conditions, repeat_condition, split_condition
 from tbcm.rollout import draw_guidance, guided_velocity, rollout
 from tbcm.routes import sample_routes
-from tbcm.train_step import MethodConfig, tbcm_pairs
+from tbcm.train_step import MethodConfig, tbcm_pairs, tbcm_pairs_ahead
 
 from toys import TinyDenoiser
 
@@ -72,6 +72,28 @@ def test_conditioning_is_repeated_not_recomputed_and_guidance_is_per_prompt():
     assert weight.tolist() == [1.0] * 10 and keep.all()
 
 
+def test_pairs_rolled_out_ahead_are_the_step_by_step_pairs():
+    """Three steps from one rollout = three tbcm_pairs calls on the same generator (rank 1 of 2, the filter
+    drawing): the same pairs, weights and generator state afterwards, from 6 teacher calls instead of 18."""
+    cfg = MethodConfig(route_steps=6, brightness_threshold=1e6)  # this field drives x0 to 3 .. 3e7 from black
+    conds = [{"label": torch.tensor([1, 2])}, {"label": torch.tensor([3, 0])}, {"label": torch.tensor([2, 2])}]
+    uncond, black = {"label": torch.tensor([0])}, torch.zeros(2, dtype=torch.float64)
+    kw = dict(black_latent=black, dtype=torch.float64, rank=1, world_size=2)
+    g_one, g_ahead = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    one_teacher, ahead_teacher = CountingTeacher(), CountingTeacher()
+    one = [tbcm_pairs(one_teacher, c, uncond, (2,), cfg, g_one, **kw) for c in conds]
+    ahead, traj = tbcm_pairs_ahead(ahead_teacher, conds, uncond, (2,), cfg, g_ahead, **kw)
+    assert len(one_teacher.calls) == 18 and len(ahead_teacher.calls) == 6 and traj.x_t.shape[0] == 6
+    assert torch.equal(g_one.get_state(), g_ahead.get_state())
+    keeps = torch.cat([o[6] for o in one])
+    assert 0 < int(keeps.sum()) < 6  # the filter dropped some prompts, not all
+    for (x_t, t, dxdt, scond, weight, _, keep), p in zip(one, ahead):
+        torch.testing.assert_close(p.x_t, x_t, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(p.dxdt, dxdt, rtol=1e-12, atol=1e-14)
+        assert torch.equal(p.t, t) and torch.equal(p.keep, keep) and torch.equal(p.pair_weight, weight)
+        assert set(p.cond) == set(scond) and all(torch.equal(p.cond[k], scond[k]) for k in scond)
+
+
 def test_guidance_one_skips_the_unconditional_pass():
     teacher = CountingTeacher()
     x = torch.randn(2, 2, dtype=torch.float64)
@@ -99,3 +121,12 @@ def test_pair_condition_matches_flat_order():
     cond = {"e": torch.arange(6.0).reshape(2, 3)}
     out = repeat_condition(cond, 3)
     assert out["e"][:3].eq(cond["e"][0]).all() and out["e"][3:].eq(cond["e"][1]).all()
+
+
+def test_split_condition_inverts_concat():
+    a, b = {"e": torch.randn(2, 3), "m": torch.ones(2, 3)}, {"e": torch.randn(3, 3), "m": torch.zeros(3, 3)}
+    parts = split_condition(concat_conditions(a, b), [2, 3])
+    assert all(torch.equal(parts[0][k], a[k]) and torch.equal(parts[1][k], b[k]) for k in a)
+    assert split_condition({}, [2, 2]) == [{}, {}]  # an unconditional model's empty condition
+    with pytest.raises(ValueError, match="condition has 5 rows"):
+        split_condition(concat_conditions(a, b), [2, 2])

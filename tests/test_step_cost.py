@@ -113,6 +113,25 @@ def test_no_table_runs_only_the_steps(tmp_path):
     assert "trained pairs per step" in md and "Tangent vs forward" not in md
 
 
+def test_rollout_ahead_shares_one_rollout_over_k_steps(tmp_path, run):
+    """--rollout-ahead 3: one rollout and one text encode per 3 training steps, reported per step; --optimizer came."""
+    bench = load_benchmark()
+    report = bench.main(["--tiny", "--device", "cpu", "--no-table", "--steps", "1", "--warmup", "0", "--route-steps", "3",
+                         "--rollout-ahead", "3", "--optimizer", "came", "--out", str(tmp_path / "k")])
+    tbcm, scm = report["tbcm"], report["scm"]
+    assert tbcm["steps_per_rollout"] == 3 and scm["steps_per_rollout"] == 1 and tbcm["pairs"] == scm["pairs"] == 2
+    pieces = tbcm["pieces"]
+    assert pieces["teacher rollout"]["calls"] == 1  # N = 3 teacher calls for 3 steps
+    assert pieces["text encode"]["calls"] == pytest.approx(1 / 3)
+    assert pieces["student forward"]["calls"] == pieces["tangent (JVP of θ⁻)"]["calls"] == 1
+    assert sum(p["s"] for p in pieces.values()) == pytest.approx(tbcm["step_s"])
+    md = (tmp_path / "k.md").read_text()
+    assert "rollout serves 3 step(s); optimizer came" in md and "| of which optimizer state (GiB) |" in md
+    # CAME: a first moment and row / column factors against AdamW's two full moments (the run fixture's)
+    adamw = run[1]["tbcm"]["optimizer_state_bytes"]
+    assert 0 < tbcm["optimizer_state_bytes"] < 0.6 * adamw and scm["optimizer_state_bytes"] == tbcm["optimizer_state_bytes"]
+
+
 def test_outputs_are_written_and_name_the_device(run):
     bench, report, out = run
     md = out.with_suffix(".md").read_text()
@@ -129,6 +148,8 @@ def test_bad_arguments_stop_before_building_anything():
         bench.main(["--tiny", "--batch", "0"])
     with pytest.raises(SystemExit, match="--route-steps must be >= 2"):
         bench.main(["--tiny", "--route-steps", "1"])
+    with pytest.raises(SystemExit, match="--rollout-ahead must be >= 1"):
+        bench.main(["--tiny", "--rollout-ahead", "0"])
     with pytest.raises(SystemExit, match="leave nothing to measure"):
         bench.main(["--tiny", "--table-only", "--no-table"])
 

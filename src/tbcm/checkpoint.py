@@ -28,8 +28,9 @@ from .atomic import atomic_path, write_json
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 #: configuration fields that may change between an interrupted run and its resumption (`parallel`:
 #: replicated and sharded runs write the same checkpoint layout and train the same maths; `compile`: the same
-#: maths compiled)
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "checkpoint_keep", "parallel", "compile")
+#: maths compiled; `rollout_ahead`: the same pairs from larger teacher batches)
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "checkpoint_keep", "parallel", "compile",
+                     "rollout_ahead")
 
 
 def _sha256_files(folder: Path, subfolders: Iterable[str]) -> str:

@@ -232,7 +232,9 @@ def _distill(args) -> int:
                         adaptive_weight=p["adaptive_weight"], precision=p["precision"],
                         gradient_checkpointing=p["gradient_checkpointing"], ema_decay=p["ema_decay"],
                         checkpoint_every=p["checkpoint_every"], checkpoint_keep=p["checkpoint_keep"],
-                        parallel=p["parallel"], compile=p["compile"], method=method)
+                        parallel=p["parallel"], compile=p["compile"], rollout_ahead=p["rollout_ahead"],
+                        optimizer=p["optimizer"],
+                        method=method)
     info = run_distill(args.teacher, prompts, black, args.out, cfg, progress=not args.quiet,
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, live_dir=args.live)
     if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one summary, from the main process

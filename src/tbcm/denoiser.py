@@ -69,6 +69,15 @@ def concat_conditions(a: Condition, b: Condition) -> dict[str, torch.Tensor]:
     return {k: torch.cat([a[k], b[k]], dim=0) for k in a}
 
 
+def split_condition(cond: Condition, sizes: list[int]) -> list[dict[str, torch.Tensor]]:
+    """Cut a condition along the batch into consecutive parts of `sizes` rows (concat_conditions' inverse)."""
+    n = condition_batch_size(cond)
+    if n is not None and n != sum(sizes):
+        raise ValueError(f"condition has {n} rows, parts of {sizes} need {sum(sizes)}")
+    parts = {k: v.split(sizes) for k, v in cond.items()}
+    return [{k: parts[k][i] for k in cond} for i in range(len(sizes))]
+
+
 def expand_condition(cond: Condition, batch: int) -> dict[str, torch.Tensor]:
     """Broadcast a batch-1 condition (the empty prompt) to `batch` rows; others pass unchanged."""
     out = {}

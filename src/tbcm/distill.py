@@ -23,8 +23,14 @@ Long runs (issue 6):
   optimiser and loss stay fp32); `gradient_checkpointing` recomputes the student's blocks in the
   backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
   `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
+- `optimizer: came` trains with CAME (tbcm.optim), as the official TBCM configuration does: about
+  half of AdamW's optimiser memory (2.2 against 4.4 GiB at Sana 0.6B); not with `parallel: fsdp`.
 - `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
   under torch.compile: the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
+- `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
+  their prompts in one call), then trains K steps on the pairs: the same pairs as step by step (the
+  teacher is frozen; the randomness is drawn in the same order), on K times the teacher's batch.
+  Steps rolled out but not yet trained on go into the checkpoint, so a resumed run stays exact.
 - `live_dir`: per-step curves for `dvc plots` (tbcm.curves).
 """
 
@@ -40,10 +46,12 @@ import torch
 
 from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
                          set_rng_state)
+from .denoiser import split_condition
 from .models.compiled_jvp import split_conv_bias
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser, student_from_teacher
-from .train_step import MethodConfig, SkipCounter, tbcm_step
+from .optim import OPTIMIZERS, make_optimizer
+from .train_step import MethodConfig, SkipCounter, StepPairs, tbcm_pairs_ahead, train_on_pairs
 from .weighting import AdaptiveWeight
 
 PRECISIONS = ("fp32", "bf16")
@@ -68,6 +76,8 @@ class DistillConfig:
     checkpoint_keep: int = 2  # newest checkpoints kept per fingerprint
     parallel: str = "ddp"  # ddp | fsdp: how several processes share the student (one process: no difference)
     compile: bool = False  # torch.compile the tangent's JVP and the teacher's calls (GPU runs; compiled once per run)
+    rollout_ahead: int = 1  # steps whose prompts one rollout serves (the teacher's batch x this; the same pairs)
+    optimizer: str = "adamw"  # adamw | came (tbcm.optim: the official TBCM config's, about half AdamW's state)
     method: MethodConfig = field(default_factory=MethodConfig)
 
 
@@ -83,9 +93,15 @@ def check_config(cfg: DistillConfig) -> None:
     need(isinstance(cfg.log_every, int) and cfg.log_every >= 1, "log_every", "an integer >= 1", cfg.log_every)
     need(cfg.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", cfg.precision)
     need(cfg.parallel in PARALLEL, "parallel", f"one of {PARALLEL}", cfg.parallel)
+    need(cfg.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", cfg.optimizer)
+    # CAME's row and column means of a weight that FSDP shards by rows are untested
+    need(not (cfg.optimizer == "came" and cfg.parallel == "fsdp"), "optimizer", "adamw with parallel: fsdp",
+         cfg.optimizer)
     need(isinstance(cfg.gradient_checkpointing, bool), "gradient_checkpointing", "true or false",
          cfg.gradient_checkpointing)
     need(isinstance(cfg.compile, bool), "compile", "true or false", cfg.compile)
+    need(isinstance(cfg.rollout_ahead, int) and not isinstance(cfg.rollout_ahead, bool) and cfg.rollout_ahead >= 1,
+         "rollout_ahead", "an integer >= 1", cfg.rollout_ahead)
     need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
          "null or a number in (0, 1)", cfg.ema_decay)
     need(cfg.checkpoint_every is None or (isinstance(cfg.checkpoint_every, int) and cfg.checkpoint_every >= 1),
@@ -214,7 +230,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
         groups.append({"params": list(weight.parameters()), "lr": cfg.weight_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    opt = make_optimizer(cfg.optimizer, groups)
     params = [p for g_ in groups for p in g_["params"]]
     collective = acc
     if sharded:  # FSDP reduces the gradients; the frozen pass calls the same sharded student
@@ -250,10 +266,12 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     rng = random.Random(cfg.seed)  # prompt sampler: the same on every process
     g = torch.Generator().manual_seed(cfg.seed)  # routes, guidance, noise, filter: the same on every process
     skips, log, history, start, elapsed = SkipCounter(), [], [], 0, 0.0
+    pending: list[StepPairs] = []  # steps rolled out ahead, not yet trained on (distill.rollout_ahead)
     if state is not None:
         set_python_rng_state(rng, state["rng"]["prompt_sampler"])
         g.set_state(state["rng"]["generator"])
         set_rng_state(state["rng"]["processes"][rank])
+        pending = [StepPairs.from_state(p, device) for p in state.get("pending", [[]] * world)[rank]]
         skips.counts, log, history = dict(state["skips"]), list(state["curve"]), list(state["history"])
         start, elapsed = int(state["step"]), float(state["seconds"])
     curves = None
@@ -263,11 +281,11 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         curves = TrainingCurves(live_dir, history)
 
     def save_checkpoint(next_step: int) -> None:
-        procs = [rng_state()]
+        procs, ahead = [rng_state()], [[p.state() for p in pending]]
         if world > 1:
             from accelerate.utils import gather_object
 
-            procs = gather_object(procs)
+            procs, ahead = gather_object(procs), gather_object(ahead)
         if sharded:  # collectives: every process gathers, the main one writes
             weights = {"student": sharding.full_state(student_tr, main), "weight": sharding.full_state(weight, main),
                        "optimizer": sharding.full_optimizer_state(opt, main),
@@ -279,6 +297,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             ckpts.save(next_step, {
                 "step": next_step, "config": asdict(cfg), **weights,
                 "rng": {"prompt_sampler": python_rng_state(rng), "generator": g.get_state(), "processes": procs},
+                "pending": ahead,
                 "skips": dict(skips.counts), "curve": log, "history": history, "seconds": time.time() - t0,
             }, cfg.checkpoint_keep)
         acc.wait_for_everyone()
@@ -291,10 +310,15 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
 
         it = tqdm(it, desc=f"distill ({cfg.method.route_scheme} route)", initial=start, total=cfg.steps)
     for step in it:
-        batch = [prompts[rng.randrange(len(prompts))] for _ in range(b * world)]  # the whole step's prompts
-        res = tbcm_step(student_ddp, weight_ddp, opt, params, teacher, encode(batch[rank * b:(rank + 1) * b]), uncond,
-                        latent_shape, step, method, g, black_latent=black_latent, device=device, collective=collective,
-                        autocast=autocast, frozen=student)
+        if not pending:  # roll out the next min(K, steps left) steps at once
+            k = min(cfg.rollout_ahead, cfg.steps - step)
+            batches = [[prompts[rng.randrange(len(prompts))] for _ in range(b * world)] for _ in range(k)]  # whole steps'
+            mine = [p for batch in batches for p in batch[rank * b:(rank + 1) * b]]
+            pending, _ = tbcm_pairs_ahead(teacher, split_condition(encode(mine), [b] * k), uncond, latent_shape,
+                                          method, g, black_latent=black_latent, device=device, rank=rank,
+                                          world_size=world, autocast=autocast)
+        res = train_on_pairs(student_ddp, weight_ddp, opt, params, pending.pop(0), step, method, collective=collective,
+                             autocast=autocast, frozen=student)
         skips.update(res)
         if ema is not None and res.skipped is None:
             ema.step(student_params)

@@ -6,7 +6,7 @@ dx/dt = sigma_d * F_T(x / sigma_d, t_i) under classifier-free guidance; the exac
 i >= 1 are the student's training data: N - 1 per prompt, no image and no VAE involved. The final
 x0 only feeds the brightness filter (§4.3).
 
-The prompt's condition is encoded once by the caller and repeated for its N - 1 pairs here.
+The prompt's condition is encoded once by the caller; `train_step` repeats it for the N - 1 pairs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import trigflow
-from .denoiser import Condition, Denoiser, concat_conditions, expand_condition, repeat_condition
+from .denoiser import Condition, Denoiser, concat_conditions, expand_condition
 
 
 def guided_velocity(
@@ -114,7 +114,3 @@ def draw_guidance(batch: int, scales, generator: torch.Generator | None = None) 
     idx = torch.randint(len(scales), (batch,), generator=generator)
     return scales[idx]
 
-
-def pair_condition(cond: Condition, traj: Trajectory) -> dict[str, torch.Tensor]:
-    """Each prompt's condition repeated for its N - 1 pairs (encode once, use N - 1 times)."""
-    return repeat_condition(cond, traj.pairs_per_prompt)

@@ -11,6 +11,10 @@ each compute exactly the batch one process with P * B prompts would. Each proces
 its share of the step's kept pairs, so the gradient average DDP takes is the mean over all kept pairs;
 every skip decision (all filtered, NaN/Inf loss or gradient) is taken on global values, so all
 processes skip together and none waits forever in a collective the others left.
+
+A TBCM step is its pairs (`tbcm_pairs_ahead`: randomness, rollout, filter) then the student's
+optimisation on them (`train_on_pairs`); the pairs of several steps may come from one rollout, since
+the teacher is frozen (`distill.rollout_ahead`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from typing import Callable, ContextManager, Iterable, Protocol, Sequence
 import torch
 
 from .baseline import forward_pairs
-from .denoiser import Condition, Denoiser, condition_batch_size, with_guidance
+from .denoiser import Condition, Denoiser, concat_conditions, condition_batch_size, repeat_condition, with_guidance
 from .filters import brightness_keep
 from .loss import check_pairs, scm_loss
-from .rollout import draw_guidance, guided_velocity, pair_condition, rollout
+from .rollout import Trajectory, draw_guidance, guided_velocity, rollout
 from .routes import sample_routes
 from .schedules import RSchedule
 from .trigflow import SIGMA_DATA
@@ -178,6 +182,111 @@ def optimize_pairs(
     return res
 
 
+@dataclass
+class StepPairs:
+    """One step's training pairs on this process: what `optimize_pairs` trains on, ready before the step."""
+
+    x_t: torch.Tensor  # [pairs, ...]
+    t: torch.Tensor  # [pairs]
+    dxdt: torch.Tensor  # [pairs, ...]
+    cond: dict  # the student's condition (the prompt's, repeated per pair, and the guidance scale)
+    pair_weight: torch.Tensor  # [pairs]: 1 kept, 0 dropped by the brightness filter
+    keep: torch.Tensor  # [prompts] bool
+
+    def state(self) -> dict:
+        """Plain CPU tensors, for a checkpoint (a step rolled out ahead but not yet trained on)."""
+        return {"x_t": self.x_t.cpu(), "t": self.t.cpu(), "dxdt": self.dxdt.cpu(),
+                "cond": {k: v.cpu() for k, v in self.cond.items()}, "pair_weight": self.pair_weight.cpu(),
+                "keep": self.keep.cpu()}
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device | str) -> "StepPairs":
+        return cls(x_t=state["x_t"].to(device), t=state["t"].to(device), dxdt=state["dxdt"].to(device),
+                   cond={k: v.to(device) for k, v in state["cond"].items()},
+                   pair_weight=state["pair_weight"].to(device), keep=state["keep"])
+
+
+def _step_draws(b: int, world_size: int, rank: int, latent_shape: Sequence[int], cfg: MethodConfig,
+                generator: torch.Generator, filtering: bool):
+    """One step's randomness, drawn for all world_size * b prompts in the order one process draws them;
+    this process's rows are kept. The filter's draws come last, as when they followed the rollout."""
+    n = b * world_size
+    routes = sample_routes(
+        cfg.route_scheme, n, cfg.route_steps, generator,
+        shift=cfg.route_shift, p_mean=cfg.p_mean, p_std=cfg.p_std, sigma_d=cfg.sigma_d,
+    )
+    guidance = draw_guidance(n, cfg.guidance_scales, generator)
+    noise = torch.randn((n, *latent_shape), generator=generator, dtype=torch.float64)
+    uniform = torch.rand(n, generator=generator, dtype=torch.float64) if filtering else None
+    mine = slice(rank * b, (rank + 1) * b)
+    return routes[mine], guidance[mine], noise[mine], None if uniform is None else uniform[mine]
+
+
+def tbcm_pairs_ahead(
+    teacher: Denoiser,
+    conds: Sequence[Condition],
+    uncond: Condition | None,
+    latent_shape: Sequence[int],
+    cfg: MethodConfig,
+    generator: torch.Generator,
+    black_latent: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    batch: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+) -> tuple[list[StepPairs], Trajectory]:
+    """The pairs of several consecutive steps (one condition each) from ONE rollout of all their prompts.
+
+    Each step's randomness is drawn in step order from `generator`, exactly as step-by-step calls of
+    `tbcm_pairs` would draw it, and the teacher is frozen, so step j's pairs are the ones it would get
+    on its own (up to float rounding that depends on the batch size): rolling out ahead changes no
+    distribution. What it changes is the teacher's batch: the N route calls run once on all the steps'
+    prompts instead of N times per step, which matters where a small call is bound by launching its
+    kernels rather than by the GPU (Sana 0.6B on an H100, batch 2: 28-40 ms per sample-forward against
+    8.8 at batch 30; docs/step-cost.md). Returns the steps' pairs and the whole rollout.
+    """
+    if not conds:
+        raise ValueError("no steps to roll out: conds is empty")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside a group of {world_size} processes")
+    sizes = []
+    for cond in conds:
+        b = condition_batch_size(cond) or batch
+        if batch is not None and b != batch:
+            raise ValueError(f"batch={batch} but the condition has {b} rows")
+        if not b:
+            raise ValueError("empty prompt batch: the condition has no rows (pass batch= for an unconditional model)")
+        sizes.append(b)
+    filtering = black_latent is not None and cfg.brightness_threshold > 0
+    draws = [_step_draws(b, world_size, rank, latent_shape, cfg, generator, filtering) for b in sizes]
+    routes, guidance, noise = (torch.cat([d[i] for d in draws]) for i in range(3))
+    noise = noise.to(device=device, dtype=dtype)
+    cond_all = conds[0]
+    for cond in conds[1:]:
+        cond_all = concat_conditions(cond_all, cond)
+    with autocast():
+        traj = rollout(teacher, cond_all, uncond, routes, noise * cfg.sigma_d, guidance, cfg.sigma_d)
+    if filtering:
+        uniform = torch.cat([d[3] for d in draws])
+        keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, uniform=uniform)
+    else:
+        keep = torch.ones(sum(sizes), dtype=torch.bool)
+    k = traj.pairs_per_prompt
+    steps, start = [], 0
+    for cond, b in zip(conds, sizes):
+        rows = slice(start, start + b)
+        x_t = traj.x_t[rows].flatten(0, 1)  # prompt-major, matching repeat_condition
+        steps.append(StepPairs(
+            x_t=x_t, t=traj.t[rows].flatten(0, 1), dxdt=traj.dxdt[rows].flatten(0, 1),
+            cond=with_guidance(repeat_condition(cond, k), traj.guidance[rows].repeat_interleave(k)),
+            pair_weight=keep[rows].to(device=x_t.device, dtype=x_t.dtype).repeat_interleave(k), keep=keep[rows],
+        ))
+        start += b
+    return steps, traj
+
+
 def tbcm_pairs(
     teacher: Denoiser,
     cond: Condition,
@@ -202,36 +311,38 @@ def tbcm_pairs(
     world_size * B prompts of the step, in the order one process would make them, and rows
     [rank * B, (rank + 1) * B) are kept.
     """
-    b = condition_batch_size(cond) or batch
-    if batch is not None and b != batch:
-        raise ValueError(f"batch={batch} but the condition has {b} rows")
-    if not b:
-        raise ValueError("empty prompt batch: the condition has no rows (pass batch= for an unconditional model)")
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} outside a group of {world_size} processes")
-    n = b * world_size
-    routes = sample_routes(
-        cfg.route_scheme, n, cfg.route_steps, generator,
-        shift=cfg.route_shift, p_mean=cfg.p_mean, p_std=cfg.p_std, sigma_d=cfg.sigma_d,
+    (p,), traj = tbcm_pairs_ahead(teacher, [cond], uncond, latent_shape, cfg, generator, black_latent, device, dtype,
+                                  batch, rank, world_size, autocast)
+    return p.x_t, p.t, p.dxdt, p.cond, p.pair_weight, traj, p.keep
+
+
+def train_on_pairs(
+    student: Denoiser,
+    weight_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    pairs: StepPairs,
+    step: int,
+    cfg: MethodConfig,
+    collective: Collective | None = None,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+    **optimize_kw,
+) -> StepResult:
+    """The student's half of a TBCM step: the sCM loss on one step's trajectory pairs.
+
+    With a `collective`, `pairs` are this process's and the result counts (prompts, dropped prompts)
+    are the whole step's."""
+    _, world = _world(collective)
+    n_dropped = int((~pairs.keep).sum())
+    if world > 1:
+        n_dropped = int(collective.reduce(torch.tensor([n_dropped], device=pairs.x_t.device), "sum"))
+    res = optimize_pairs(
+        student, weight_fn, optimizer, params, pairs.x_t, pairs.t, pairs.dxdt, pairs.cond, step, cfg,
+        pair_weight=None if n_dropped == 0 else pairs.pair_weight, collective=collective, autocast=autocast,
+        **optimize_kw,
     )
-    guidance = draw_guidance(n, cfg.guidance_scales, generator)
-    noise = torch.randn((n, *latent_shape), generator=generator, dtype=torch.float64)
-    filtering = black_latent is not None and cfg.brightness_threshold > 0
-    # The filter's draws come last, as when they were drawn after the rollout (which draws nothing).
-    uniform = torch.rand(n, generator=generator, dtype=torch.float64) if filtering else None
-    mine = slice(rank * b, (rank + 1) * b)
-    routes, guidance, noise = routes[mine], guidance[mine], noise[mine].to(device=device, dtype=dtype)
-    with autocast():
-        traj = rollout(teacher, cond, uncond, routes, noise * cfg.sigma_d, guidance, cfg.sigma_d)
-    if filtering:
-        keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, uniform=uniform[mine])
-    else:
-        keep = torch.ones(b, dtype=torch.bool)
-    k = traj.pairs_per_prompt
-    x_t, t, dxdt = traj.flat()
-    student_cond = with_guidance(pair_condition(cond, traj), traj.guidance.repeat_interleave(k))
-    pair_weight = keep.to(device=x_t.device, dtype=x_t.dtype).repeat_interleave(k)
-    return x_t, t, dxdt, student_cond, pair_weight, traj, keep
+    res.n_prompts, res.n_dropped = int(pairs.keep.numel()) * world, n_dropped
+    return res
 
 
 def tbcm_step(
@@ -259,19 +370,10 @@ def tbcm_step(
     With a `collective`, `cond` is this process's slice of the step's prompts and the result counts
     (prompts, dropped prompts) are the whole step's."""
     rank, world = _world(collective)
-    x_t, t, dxdt, scond, weight, _, keep = tbcm_pairs(
-        teacher, cond, uncond, latent_shape, cfg, generator, black_latent, device, dtype, batch,
-        rank=rank, world_size=world, autocast=autocast,
-    )
-    n_dropped = int((~keep).sum())
-    if world > 1:
-        n_dropped = int(collective.reduce(torch.tensor([n_dropped], device=x_t.device), "sum"))
-    res = optimize_pairs(
-        student, weight_fn, optimizer, params, x_t, t, dxdt, scond, step, cfg,
-        pair_weight=None if n_dropped == 0 else weight, collective=collective, autocast=autocast, **optimize_kw,
-    )
-    res.n_prompts, res.n_dropped = int(keep.numel()) * world, n_dropped
-    return res
+    (pairs,), _ = tbcm_pairs_ahead(teacher, [cond], uncond, latent_shape, cfg, generator, black_latent, device, dtype,
+                                   batch, rank=rank, world_size=world, autocast=autocast)
+    return train_on_pairs(student, weight_fn, optimizer, params, pairs, step, cfg, collective=collective,
+                          autocast=autocast, **optimize_kw)
 
 
 def scm_step(

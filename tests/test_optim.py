@@ -1,0 +1,77 @@
+"""The student's optimisers (tbcm.optim): CAME against its reference implementation, its state size,
+and that it optimises."""
+
+import pytest
+import torch
+from came_pytorch.CAME import CAME as ReferenceCAME
+
+from tbcm.optim import CAME, make_optimizer, matrix_shape, state_bytes
+
+
+def run(opt_cls, shapes, steps=6, seed=0, **kw):
+    """Parameters of `shapes` after `steps` steps on fixed random gradients (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64)) for s in shapes]
+    grads = [[torch.randn(s, generator=g, dtype=torch.float64) for s in shapes] for _ in range(steps)]
+    opt = opt_cls(params, lr=0.01, **kw)
+    for step in grads:
+        for p, gr in zip(params, step):
+            p.grad = gr.clone()
+        opt.step()
+    return params, opt
+
+
+def test_matches_the_reference_on_matrices_and_vectors():
+    """A linear weight and a bias: the reference implementation's steps, to float64 rounding."""
+    ours, _ = run(CAME, [(5, 3), (5,)])
+    ref, _ = run(ReferenceCAME, [(5, 3), (5,)])
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_1x1_convolution_is_factored_as_the_matrix_it_applies():
+    """[out, in, 1, 1] steps as the reference steps the [out, in] matrix, with n + k numbers per factor
+    (the reference factors over the trailing 1 x 1 and keeps four full-size tensors instead)."""
+    (conv,), opt = run(CAME, [(5, 3, 1, 1)])
+    (matrix,), _ = run(ReferenceCAME, [(5, 3)])
+    torch.testing.assert_close(conv.reshape(5, 3), matrix, rtol=1e-12, atol=1e-14)
+    state = opt.state[conv]
+    assert state["exp_avg_sq_row"].shape == (5,) and state["exp_avg_sq_col"].shape == (3,)
+    assert state_bytes(opt) == 8 * (5 * 3 + 2 * 5 + 2 * 3)  # float64: m, then two row and two column factors
+    _, ref_opt = run(ReferenceCAME, [(5, 3, 1, 1)])
+    assert state_bytes(ref_opt) > 8 * 4 * 15  # the reference: m and four [5, 3, 1] "factors"
+
+
+def test_other_shapes():
+    assert matrix_shape(torch.Size([7, 1, 3, 3])) == (7, 9)  # a depthwise 3 x 3 convolution
+    assert matrix_shape(torch.Size([4])) == (4,)
+    _, opt = run(CAME, [(7, 1, 3, 3)])
+    assert next(iter(opt.state.values()))["exp_avg_res_col"].shape == (9,)
+
+
+def test_it_minimises_a_quadratic_and_adamw_is_the_default_alternative():
+    target = torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    for name in ("came", "adamw"):
+        w = torch.nn.Parameter(torch.zeros(8, 6))
+        opt = make_optimizer(name, [{"params": [w], "lr": 0.05}])
+        first = float(((w - target) ** 2).mean())
+        for _ in range(300):
+            opt.zero_grad()
+            loss = ((w - target) ** 2).mean()
+            loss.backward()
+            opt.step()
+        assert float(loss) < first / 100, name
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        make_optimizer("sgd", [{"params": [w], "lr": 0.1}])
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        CAME([w], lr=0.0)
+
+
+def test_half_precision_gradients_keep_float32_state():
+    w = torch.nn.Parameter(torch.randn(4, 3).bfloat16())
+    before = w.detach().clone()
+    opt = CAME([w], lr=0.01)
+    w.grad = torch.randn(4, 3).bfloat16()
+    opt.step()
+    assert all(v.dtype == torch.float32 for v in opt.state[w].values() if isinstance(v, torch.Tensor))
+    assert w.dtype == torch.bfloat16 and not torch.equal(w, before)
