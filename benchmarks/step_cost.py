@@ -57,6 +57,7 @@ from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
 from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, encoder_tokens, sana_denoiser, student_from_teacher
+from tbcm.offload import FrozenOffload
 from tbcm.optim import OPTIMIZERS, make_optimizer, state_bytes
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_pairs_ahead, train_on_pairs
@@ -66,6 +67,7 @@ from tbcm.weighting import AdaptiveWeight
 JVP_METHODS = ("processor", "math", "finite_difference")
 TBCM_PIECES = ("text encode", "teacher rollout", "tangent (JVP of θ⁻)", "student forward", "student backward",
                "grad clip", "optimizer step", "other")
+OFFLOAD_PIECE = "frozen models off the device"  # TBCM with --offload-frozen (tbcm.offload)
 SCM_PIECES = ("text encode", "VAE encode", "teacher CFG velocity", "tangent (JVP of θ⁻)", "student forward",
               "student backward", "grad clip", "optimizer step", "other")
 GIB = 2.0 ** 30
@@ -299,6 +301,9 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
     autocast = autocast_for(device, args.precision)
     records, first = [], None
     stack["vae"].to(device if method == "scm" else "cpu")  # TBCM never needs the VAE resident
+    # TBCM's frozen models between rollouts: on the CPU with --offload-frozen (distill.offload_frozen); sCM needs
+    # its text encoder and teacher in every step and keeps them resident, as Sana-Sprint trains
+    frozen = FrozenOffload(stack["encoder"], teacher_tr, device) if method == "tbcm" and args.offload_frozen else None
     if device.type == "cuda":
         torch.cuda.empty_cache()
     compiled = stack.get("teacher_compiled")
@@ -319,6 +324,9 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
                 if method == "tbcm":  # tbcm_step's two halves, so that one rollout may serve K steps
                     ready, _ = tbcm_pairs_ahead(teacher, split_condition(cond, [args.batch] * ahead), uncond,
                                                 shapes.latent_shape, cfg, gen, device=device)
+                    if frozen is not None:
+                        with meter.piece(OFFLOAD_PIECE):
+                            frozen.offload()
                     results = [train_on_pairs(student, weight, opt, params, p, step=1, cfg=cfg, **kw) for p in ready]
                 else:
                     with meter.piece("VAE encode"):
@@ -344,7 +352,11 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             records.append(rec)
         del images
     stack["vae"].to("cpu")
-    pieces = TBCM_PIECES if method == "tbcm" else SCM_PIECES
+    if frozen is not None:
+        frozen.remove()
+        stack["encoder"].to(device)
+        teacher_tr.to(device)
+    pieces = (TBCM_PIECES + ((OFFLOAD_PIECE,) if frozen is not None else ())) if method == "tbcm" else SCM_PIECES
     out = {"pairs": pairs, "steps_per_rollout": ahead, "step_s": _mean(r["seconds"] for r in records), "peak_bytes": max(r["peak"] for r in records),
            "resident_bytes": records[0]["resident"], "optimizer_state_bytes": state_bytes(opt), "first_step_s": first["seconds"] if first else None,
            "pieces": {}}
@@ -497,7 +509,8 @@ def markdown(report: dict) -> str:
     lines = [f"# Step cost: TBCM vs forward-sampling sCM ({report['shapes']})", "",
              f"Device: **{report['device']}**. Run {report['date']}: `{report['command']}`.", "",
              f"{report['batch']} prompt(s) x {report['route_steps'] - 1} pairs per step; "
-             f"TBCM's rollout serves {report.get('rollout_ahead', 1)} step(s); optimizer {report.get('optimizer', 'adamw')}; precision {report['precision']}; "
+             f"TBCM's rollout serves {report.get('rollout_ahead', 1)} step(s)"
+             f"{' (its text encoder and teacher on the CPU between rollouts)' if report.get('offload_frozen') else ''}; optimizer {report.get('optimizer', 'adamw')}; precision {report['precision']}; "
              f"gradient checkpointing {'on' if report['checkpointing'] else 'off'}; tangent method `{report['jvp']}`; "
              f"compile {'on' if report['compile'] else 'off'} (teacher: {report.get('compile_teacher') or 'off'}); "
              f"text encoder sequence {report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
@@ -515,7 +528,8 @@ def step_table(report: dict) -> list[str]:
     pairs = a["pairs"]
     lines = [f"**{pairs} trained pairs per step** for both methods.", "",
              "| piece | TBCM ms/step | TBCM extra peak GiB | sCM ms/step | sCM extra peak GiB |", "|---|---|---|---|---|"]
-    for name in SCM_PIECES[:2] + ("teacher rollout",) + SCM_PIECES[2:]:
+    for name in SCM_PIECES[:2] + ("teacher rollout",) + ((OFFLOAD_PIECE,) if OFFLOAD_PIECE in a["pieces"] else ()) \
+            + SCM_PIECES[2:]:
         pa, pb = a["pieces"].get(name), b["pieces"].get(name)
         lines.append(f"| {name} | {_ms(pa and pa['s'])} | {_gib(pa and pa['extra_peak_bytes'])} | "
                      f"{_ms(pb and pb['s'])} | {_gib(pb and pb['extra_peak_bytes'])} |")
@@ -580,6 +594,9 @@ def main(argv=None) -> dict:
                          "a timed unit is then K steps, reported per step (default 1)")
     ap.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                     help="the student's optimiser, both methods (distill.optimizer; came: about half AdamW's state)")
+    ap.add_argument("--offload-frozen", action="store_true",
+                    help="TBCM: text encoder and teacher on the CPU between rollouts (distill.offload_frozen); sCM keeps "
+                         "them resident")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                     help="bf16: autocast, frozen models stored in bf16 (default on CUDA); fp32 (default on CPU)")
     ap.add_argument("--no-checkpointing", action="store_true", help="no gradient checkpointing of the student")
@@ -604,6 +621,9 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(JVP_METHODS)}")
     if args.table_only and args.no_table:
         raise SystemExit("--table-only and --no-table leave nothing to measure")
+    if args.offload_frozen and (args.compile or args.compile_teacher):
+        raise SystemExit("--offload-frozen with --compile / --compile-teacher: a compiled teacher is specialised to "
+                         "where its weights are (distill.offload_frozen is refused with compile too)")
     if args.route_steps < 2:
         raise SystemExit(f"--route-steps must be >= 2 (N - 1 pairs per prompt), got {args.route_steps}")
     if args.warmup < 0:
@@ -631,7 +651,8 @@ def main(argv=None) -> dict:
         uncond = encode.uncond()  # the empty prompt without the instruction (SanaPipeline's negative branch)
     report = dict(shapes=shapes.name, device=device_name(device), date=datetime.datetime.now().isoformat(timespec="seconds"),
                   command=" ".join(["python benchmarks/step_cost.py", *(argv if argv is not None else sys.argv[1:])]),
-                  batch=args.batch, rollout_ahead=args.rollout_ahead, optimizer=args.optimizer, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
+                  batch=args.batch, rollout_ahead=args.rollout_ahead, optimizer=args.optimizer,
+                  offload_frozen=args.offload_frozen, route_steps=args.route_steps, precision=precision, jvp=args.jvp, compile=args.compile,
                   compile_teacher=args.compile_teacher,
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
     # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)

@@ -5,12 +5,14 @@
 # under the device's 600 s per call): a run's limit is cut to what is left. Needs diffusers importable: on the
 # project's device machines carry its wheel as docs/step-cost.md says and set PYTHONPATH first.
 #
-#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: ahead compiled-steps)
+#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: ahead-offload compiled-steps)
 #
 #   eager             both training steps, every tangent method, profiled (124 s on an H100)
 #   steps             both training steps, eager, no table: the baseline of the runs below, on the same GPU
 #   ahead             as steps, with one rollout serving 15 steps (distill.rollout_ahead 15: the teacher's
 #                     calls at batch 30, sCM's batch) (limit 150 s)
+#   ahead-offload     as ahead, with CAME for both and TBCM's text encoder and teacher on the CPU between
+#                     rollouts (distill.offload_frozen): the memory configuration (limit 150 s)
 #   compiled-steps    both training steps as the project would run them at scale: distill.compile (the
 #                     tangent compiled, the teacher's calls compiled with CUDA graphs), rollout ahead 15 (one
 #                     teacher graph serves both methods), CAME for both; no table (limit 500 s: the compiled
@@ -42,12 +44,13 @@ run() {  # NAME LIMIT ARGS...
     echo "$name: exit status $status (124: cut at $limit s), $((SECONDS - start)) s so far"
     return "$status"
 }
-for r in "${@:-ahead compiled-steps}"; do
+for r in "${@:-ahead-offload compiled-steps}"; do
     for name in $r; do
         case $name in
             eager) run eager 200 --profile ;;
             steps) run steps 120 --no-table --steps 2 ;;
             ahead) run ahead 150 --no-table --rollout-ahead 15 --steps 1 ;;
+            ahead-offload) run ahead-offload 150 --no-table --rollout-ahead 15 --optimizer came --offload-frozen --steps 1 ;;
             compiled-steps)
                 run compiled-steps 500 --compile --compile-teacher reduce-overhead --rollout-ahead 15 --optimizer came \
                     --steps 1 --no-table ;;
@@ -58,7 +61,7 @@ for r in "${@:-ahead compiled-steps}"; do
                 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then
                     run compiled-teacher-default 200 --compile-teacher default --steps 2 --table-methods processor
                 fi ;;
-            *) echo "unknown run '$name' (eager, steps, ahead, compiled-steps, compiled-table, compiled-teacher)"; exit 2 ;;
+            *) echo "unknown run '$name' (eager, steps, ahead, ahead-offload, compiled-steps, compiled-table, compiled-teacher)"; exit 2 ;;
         esac
     done
 done

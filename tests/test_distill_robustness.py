@@ -252,6 +252,7 @@ def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
     (dict(compile="yes"), "distill.compile"),
     (dict(rollout_ahead=0), "distill.rollout_ahead"),
     (dict(optimizer="sgd"), "distill.optimizer"),
+    (dict(offload_frozen="yes"), "distill.offload_frozen"),
 ])
 def test_bad_values_are_named(change, needle):
     with pytest.raises(ValueError, match=needle):
@@ -259,6 +260,35 @@ def test_bad_values_are_named(change, needle):
     p = copy.deepcopy(load_params(ROOT / "params.yaml"))
     p["distill"].update(change)
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
+        validate(p)
+
+
+def test_offloaded_frozen_models_train_the_same_and_leave_after_each_rollout(teacher, tmp_path, monkeypatch):
+    """offload_frozen: accelerate's offload hooks on the text encoder and the teacher, taken off after every
+    rollout (here 2 rollouts of 2 steps) and removed at the end; the run is the resident one's bit for bit
+    (on the CPU the device is the CPU: what it saves on a GPU is not measured here)."""
+    import tbcm.offload as offload_mod
+
+    calls = []
+    real_offload = offload_mod.FrozenOffload.offload
+    monkeypatch.setattr(offload_mod.FrozenOffload, "offload", lambda self: (calls.append(1), real_offload(self))[1])
+    cfg = config(steps=4, checkpoint_every=None, rollout_ahead=2)
+    resident = run_distill(teacher, PROMPTS, BLACK, tmp_path / "resident", cfg, progress=False)
+    assert calls == []
+    offloaded = run_distill(teacher, PROMPTS, BLACK, tmp_path / "offloaded", dataclasses.replace(cfg, offload_frozen=True),
+                            progress=False)
+    assert len(calls) == 2 + 1  # after each rollout, and once more by remove()
+    assert [r["loss"] for r in offloaded["curve"]] == [r["loss"] for r in resident["curve"]]
+    assert_same_tensors(weights(tmp_path / "resident"), weights(tmp_path / "offloaded"), "exported student")
+    assert (tmp_path / "offloaded" / "text_encoder").is_dir()  # exported after the hooks came off
+
+
+def test_offload_with_compile_is_refused():
+    with pytest.raises(ValueError, match="distill.offload_frozen must be false with compile: true"):
+        check_config(DistillConfig(offload_frozen=True, compile=True))
+    p = copy.deepcopy(load_params(ROOT / "params.yaml"))
+    p["distill"].update(offload_frozen=True, compile=True)
+    with pytest.raises(ValueError, match=r"distill\.compile: False was expected"):
         validate(p)
 
 

@@ -233,7 +233,7 @@ def _distill(args) -> int:
                         gradient_checkpointing=p["gradient_checkpointing"], ema_decay=p["ema_decay"],
                         checkpoint_every=p["checkpoint_every"], checkpoint_keep=p["checkpoint_keep"],
                         parallel=p["parallel"], compile=p["compile"], rollout_ahead=p["rollout_ahead"],
-                        optimizer=p["optimizer"],
+                        optimizer=p["optimizer"], offload_frozen=p["offload_frozen"],
                         method=method)
     info = run_distill(args.teacher, prompts, black, args.out, cfg, progress=not args.quiet,
                        checkpoint_dir=args.checkpoint_dir, resume=args.resume, live_dir=args.live)

@@ -25,6 +25,9 @@ Long runs (issue 6):
   `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
 - `optimizer: came` trains with CAME (tbcm.optim), as the official TBCM configuration does: about
   half of AdamW's optimiser memory (2.2 against 4.4 GiB at Sana 0.6B); not with `parallel: fsdp`.
+- `offload_frozen` keeps the text encoder and the teacher on the CPU between rollouts (tbcm.offload):
+  the student's steps run without them on the device; with `rollout_ahead` K they move once per K
+  steps. Not with `compile`.
 - `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
   under torch.compile: the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
 - `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
@@ -50,6 +53,7 @@ from .denoiser import split_condition
 from .models.compiled_jvp import split_conv_bias
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser, student_from_teacher
+from .offload import FrozenOffload
 from .optim import OPTIMIZERS, make_optimizer
 from .train_step import MethodConfig, SkipCounter, StepPairs, tbcm_pairs_ahead, train_on_pairs
 from .weighting import AdaptiveWeight
@@ -78,6 +82,7 @@ class DistillConfig:
     compile: bool = False  # torch.compile the tangent's JVP and the teacher's calls (GPU runs; compiled once per run)
     rollout_ahead: int = 1  # steps whose prompts one rollout serves (the teacher's batch x this; the same pairs)
     optimizer: str = "adamw"  # adamw | came (tbcm.optim: the official TBCM config's, about half AdamW's state)
+    offload_frozen: bool = False  # text encoder and teacher on the CPU between rollouts (tbcm.offload)
     method: MethodConfig = field(default_factory=MethodConfig)
 
 
@@ -100,6 +105,9 @@ def check_config(cfg: DistillConfig) -> None:
     need(isinstance(cfg.gradient_checkpointing, bool), "gradient_checkpointing", "true or false",
          cfg.gradient_checkpointing)
     need(isinstance(cfg.compile, bool), "compile", "true or false", cfg.compile)
+    need(isinstance(cfg.offload_frozen, bool), "offload_frozen", "true or false", cfg.offload_frozen)
+    # a compiled teacher (and its CUDA graphs) is specialised to where its weights are
+    need(not (cfg.offload_frozen and cfg.compile), "offload_frozen", "false with compile: true", cfg.offload_frozen)
     need(isinstance(cfg.rollout_ahead, int) and not isinstance(cfg.rollout_ahead, bool) and cfg.rollout_ahead >= 1,
          "rollout_ahead", "an integer >= 1", cfg.rollout_ahead)
     need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
@@ -195,8 +203,11 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         # Fused SDPA has no forward-mode rule; this processor keeps the fused primal and adds an explicit
         # tangent (models/jvp_attention.py). Training forward/backward are bit-identical to stock.
         use_jvp_attention(student_tr)
-    teacher_tr.to(device)
-    encoder.to(device)
+    if cfg.offload_frozen:
+        frozen = FrozenOffload(encoder, teacher_tr, device)
+    else:
+        teacher_tr.to(device)
+        encoder.to(device)
     encode = PromptEncoder(tokenizer, encoder, cfg.text_max_length, cfg.text_instruction)
     weight = AdaptiveWeight(seed=cfg.seed)
     if state is not None:
@@ -317,6 +328,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             pending, _ = tbcm_pairs_ahead(teacher, split_condition(encode(mine), [b] * k), uncond, latent_shape,
                                           method, g, black_latent=black_latent, device=device, rank=rank,
                                           world_size=world, autocast=autocast)
+            if cfg.offload_frozen:
+                frozen.offload()
         res = train_on_pairs(student_ddp, weight_ddp, opt, params, pending.pop(0), step, method, collective=collective,
                              autocast=autocast, frozen=student)
         skips.update(res)
@@ -336,6 +349,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             save_checkpoint(step + 1)
     if curves is not None:
         curves.close()
+    if cfg.offload_frozen:
+        frozen.remove()
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
             cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world, "sharded": sharded,
             "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},
