@@ -321,6 +321,9 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             with timed_tangent(meter), autocast, meter.step():
                 with meter.piece("text encode"):
                     cond = encode(prompts)
+                if frozen is not None:
+                    with meter.piece(OFFLOAD_PIECE):
+                        frozen.offload()  # the encoder out before the teacher comes in
                 if method == "tbcm":  # tbcm_step's two halves, so that one rollout may serve K steps
                     ready, _ = tbcm_pairs_ahead(teacher, split_condition(cond, [args.batch] * ahead), uncond,
                                                 shapes.latent_shape, cfg, gen, device=device)

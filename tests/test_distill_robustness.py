@@ -264,8 +264,8 @@ def test_bad_values_are_named(change, needle):
 
 
 def test_offloaded_frozen_models_train_the_same_and_leave_after_each_rollout(teacher, tmp_path, monkeypatch):
-    """offload_frozen: accelerate's offload hooks on the text encoder and the teacher, taken off after every
-    rollout (here 2 rollouts of 2 steps) and removed at the end; the run is the resident one's bit for bit
+    """offload_frozen: accelerate's offload hooks on the text encoder and the teacher, both taken off after the
+    uncond's encode and after every encode and rollout (here 2 rollouts of 2 steps), removed at the end; the run is the resident one's bit for bit
     (on the CPU the device is the CPU: what it saves on a GPU is not measured here)."""
     import tbcm.offload as offload_mod
 
@@ -277,7 +277,7 @@ def test_offloaded_frozen_models_train_the_same_and_leave_after_each_rollout(tea
     assert calls == []
     offloaded = run_distill(teacher, PROMPTS, BLACK, tmp_path / "offloaded", dataclasses.replace(cfg, offload_frozen=True),
                             progress=False)
-    assert len(calls) == 2 + 1  # after each rollout, and once more by remove()
+    assert len(calls) == 1 + 2 * 2 + 1  # after the uncond, after each encode and rollout, and by remove()
     assert [r["loss"] for r in offloaded["curve"]] == [r["loss"] for r in resident["curve"]]
     assert_same_tensors(weights(tmp_path / "resident"), weights(tmp_path / "offloaded"), "exported student")
     assert (tmp_path / "offloaded" / "text_encoder").is_dir()  # exported after the hooks came off
@@ -290,6 +290,19 @@ def test_offload_with_compile_is_refused():
     p["distill"].update(offload_frozen=True, compile=True)
     with pytest.raises(ValueError, match=r"distill\.compile: False was expected"):
         validate(p)
+
+
+def test_checkpoints_from_before_the_new_options_still_resume(teacher):
+    """A checkpoint's fingerprint hashes the training configuration; options added since (rollout_ahead,
+    offload_frozen, optimizer at adamw) leave the hash of an earlier run's configuration unchanged."""
+    from tbcm.checkpoint import fingerprint
+
+    cfg = dataclasses.asdict(config())
+    before = {k: v for k, v in cfg.items() if k not in ("rollout_ahead", "offload_frozen", "optimizer")}
+    same = fingerprint(before, teacher, PROMPTS, BLACK, 1)["id"]
+    assert fingerprint(cfg, teacher, PROMPTS, BLACK, 1)["id"] == same
+    assert fingerprint({**cfg, "rollout_ahead": 4, "offload_frozen": True}, teacher, PROMPTS, BLACK, 1)["id"] == same
+    assert fingerprint({**cfg, "optimizer": "came"}, teacher, PROMPTS, BLACK, 1)["id"] != same
 
 
 def test_came_with_fsdp_is_refused_by_the_config_and_the_schema():

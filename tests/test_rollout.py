@@ -8,7 +8,7 @@ from tbcm.analytic import GaussianMixtureVelocity
 from tbcm.denoiser import FlowMatchingAdapter, concat_conditions, repeat_condition, split_condition
 from tbcm.rollout import draw_guidance, guided_velocity, rollout
 from tbcm.routes import sample_routes
-from tbcm.train_step import MethodConfig, tbcm_pairs, tbcm_pairs_ahead
+from tbcm.train_step import MethodConfig, StepPairs, tbcm_pairs, tbcm_pairs_ahead
 
 from toys import TinyDenoiser
 
@@ -91,7 +91,11 @@ def test_pairs_rolled_out_ahead_are_the_step_by_step_pairs():
         torch.testing.assert_close(p.x_t, x_t, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(p.dxdt, dxdt, rtol=1e-12, atol=1e-14)
         assert torch.equal(p.t, t) and torch.equal(p.keep, keep) and torch.equal(p.pair_weight, weight)
-        assert set(p.cond) == set(scond) and all(torch.equal(p.cond[k], scond[k]) for k in scond)
+        cond = p.student_cond()
+        assert set(cond) == set(scond) and all(torch.equal(cond[k], scond[k]) for k in scond)
+        restored = StepPairs.from_state(p.state(), "cpu")  # a checkpoint's copy trains on the same pairs
+        assert all(torch.equal(restored.student_cond()[k], scond[k]) for k in scond)
+        assert torch.equal(restored.x_t, x_t) and p.state()["x_t"].untyped_storage().nbytes() == x_t.numel() * 8
 
 
 def test_guidance_one_skips_the_unconditional_pass():
@@ -117,7 +121,7 @@ def test_rollout_rejects_mismatched_shapes():
         rollout(teacher, {}, None, routes, torch.zeros(2, 2, dtype=torch.float64), torch.ones(3))
 
 
-def test_pair_condition_matches_flat_order():
+def test_repeat_condition_is_prompt_major():
     cond = {"e": torch.arange(6.0).reshape(2, 3)}
     out = repeat_condition(cond, 3)
     assert out["e"][:3].eq(cond["e"][0]).all() and out["e"][3:].eq(cond["e"][1]).all()

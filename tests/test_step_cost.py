@@ -124,7 +124,7 @@ def test_rollout_ahead_shares_one_rollout_over_k_steps(tmp_path, run):
     pieces = tbcm["pieces"]
     assert pieces["teacher rollout"]["calls"] == 1  # N = 3 teacher calls for 3 steps
     assert pieces["text encode"]["calls"] == pytest.approx(1 / 3)
-    assert pieces[bench.OFFLOAD_PIECE]["calls"] == pytest.approx(1 / 3) and bench.OFFLOAD_PIECE not in scm["pieces"]
+    assert pieces[bench.OFFLOAD_PIECE]["calls"] == pytest.approx(2 / 3) and bench.OFFLOAD_PIECE not in scm["pieces"]
     assert pieces["student forward"]["calls"] == pieces["tangent (JVP of θ⁻)"]["calls"] == 1
     assert sum(p["s"] for p in pieces.values()) == pytest.approx(tbcm["step_s"])
     md = (tmp_path / "k.md").read_text()

@@ -28,9 +28,13 @@ from .atomic import atomic_path, write_json
 STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 #: configuration fields that may change between an interrupted run and its resumption (`parallel`:
 #: replicated and sharded runs write the same checkpoint layout and train the same maths; `compile`: the same
-#: maths compiled; `rollout_ahead`: the same pairs from larger teacher batches)
+#: maths compiled; `rollout_ahead`: the same pairs from larger teacher batches; `offload_frozen`: where the
+#: frozen models wait between rollouts)
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "checkpoint_keep", "parallel", "compile",
-                     "rollout_ahead")
+                     "rollout_ahead", "offload_frozen")
+#: configuration fields added after checkpoints existed, with the value every earlier run had: hashed only
+#: when they differ from it, so a checkpoint written before the field existed still resumes
+ADDED_LATER = {"optimizer": "adamw"}
 
 
 def _sha256_files(folder: Path, subfolders: Iterable[str]) -> str:
@@ -50,7 +54,8 @@ def _sha256_text(text: str) -> str:
 def fingerprint(config: dict, teacher_dir: str | Path, prompts: list[str], black_latent: torch.Tensor | None,
                 num_processes: int) -> dict:
     """The components (each a hash or value) and their combined id, `fingerprint["id"]`."""
-    training = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+    training = {k: v for k, v in config.items()
+                if k not in RESUMABLE_CHANGES and not (k in ADDED_LATER and v == ADDED_LATER[k])}
     parts = {
         "config": _sha256_text(json.dumps(training, sort_keys=True, default=str)),
         "teacher": _sha256_files(Path(teacher_dir), ("transformer", "text_encoder", "tokenizer")),

@@ -271,6 +271,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
     uncond = encode.uncond()  # the empty prompt without the instruction, as SanaPipeline's negative branch
+    if cfg.offload_frozen:
+        frozen.offload()  # not resident through steps rolled out before a resume
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
                 else contextlib.nullcontext)
 
@@ -325,9 +327,11 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             k = min(cfg.rollout_ahead, cfg.steps - step)
             batches = [[prompts[rng.randrange(len(prompts))] for _ in range(b * world)] for _ in range(k)]  # whole steps'
             mine = [p for batch in batches for p in batch[rank * b:(rank + 1) * b]]
-            pending, _ = tbcm_pairs_ahead(teacher, split_condition(encode(mine), [b] * k), uncond, latent_shape,
-                                          method, g, black_latent=black_latent, device=device, rank=rank,
-                                          world_size=world, autocast=autocast)
+            conds = split_condition(encode(mine), [b] * k)
+            if cfg.offload_frozen:
+                frozen.offload()  # the encoder out before the teacher comes in
+            pending, _ = tbcm_pairs_ahead(teacher, conds, uncond, latent_shape, method, g, black_latent=black_latent,
+                                          device=device, rank=rank, world_size=world, autocast=autocast)
             if cfg.offload_frozen:
                 frozen.offload()
         res = train_on_pairs(student_ddp, weight_ddp, opt, params, pending.pop(0), step, method, collective=collective,

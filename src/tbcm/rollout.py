@@ -57,10 +57,6 @@ class Trajectory:
     def pairs_per_prompt(self) -> int:
         return self.t.shape[1]
 
-    def flat(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pairs flattened prompt-major to [B * (N - 1), ...], matching `repeat_condition`."""
-        return self.x_t.flatten(0, 1), self.t.flatten(0, 1), self.dxdt.flatten(0, 1)
-
 
 @torch.no_grad()
 def rollout(

@@ -184,26 +184,38 @@ def optimize_pairs(
 
 @dataclass
 class StepPairs:
-    """One step's training pairs on this process: what `optimize_pairs` trains on, ready before the step."""
+    """One step's training pairs on this process: what `optimize_pairs` trains on, ready before the step.
 
-    x_t: torch.Tensor  # [pairs, ...]
+    Each prompt's condition is kept once (at Sana scale 300 x 2304 numbers) and repeated for its pairs
+    only when the step trains (`student_cond`): steps rolled out ahead cost their latents, not N - 1
+    copies of every embedding."""
+
+    x_t: torch.Tensor  # [pairs, ...], prompt-major
     t: torch.Tensor  # [pairs]
     dxdt: torch.Tensor  # [pairs, ...]
-    cond: dict  # the student's condition (the prompt's, repeated per pair, and the guidance scale)
+    prompt_cond: dict  # the teacher's condition, one row per prompt
+    guidance: torch.Tensor  # [prompts]: the CFG scale of each prompt's trajectory
     pair_weight: torch.Tensor  # [pairs]: 1 kept, 0 dropped by the brightness filter
-    keep: torch.Tensor  # [prompts] bool
+    keep: torch.Tensor  # [prompts] bool, on the CPU
+
+    def student_cond(self) -> dict:
+        """The student's condition per pair: its prompt's, and the guidance scale it is distilled at."""
+        k = self.x_t.shape[0] // self.keep.numel()
+        return with_guidance(repeat_condition(self.prompt_cond, k), self.guidance.repeat_interleave(k))
 
     def state(self) -> dict:
-        """Plain CPU tensors, for a checkpoint (a step rolled out ahead but not yet trained on)."""
-        return {"x_t": self.x_t.cpu(), "t": self.t.cpu(), "dxdt": self.dxdt.cpu(),
-                "cond": {k: v.cpu() for k, v in self.cond.items()}, "pair_weight": self.pair_weight.cpu(),
-                "keep": self.keep.cpu()}
+        """Compact CPU copies (a slice of a rollout would save the whole rollout's storage), for a checkpoint."""
+        cpu = lambda x: x.detach().cpu().clone()  # noqa: E731
+        return {"x_t": cpu(self.x_t), "t": cpu(self.t), "dxdt": cpu(self.dxdt),
+                "prompt_cond": {k: cpu(v) for k, v in self.prompt_cond.items()}, "guidance": cpu(self.guidance),
+                "pair_weight": cpu(self.pair_weight), "keep": cpu(self.keep)}
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device | str) -> "StepPairs":
-        return cls(x_t=state["x_t"].to(device), t=state["t"].to(device), dxdt=state["dxdt"].to(device),
-                   cond={k: v.to(device) for k, v in state["cond"].items()},
-                   pair_weight=state["pair_weight"].to(device), keep=state["keep"])
+        to = lambda x: x.to(device)  # noqa: E731
+        return cls(x_t=to(state["x_t"]), t=to(state["t"]), dxdt=to(state["dxdt"]),
+                   prompt_cond={k: to(v) for k, v in state["prompt_cond"].items()}, guidance=to(state["guidance"]),
+                   pair_weight=to(state["pair_weight"]), keep=state["keep"])
 
 
 def _step_draws(b: int, world_size: int, rank: int, latent_shape: Sequence[int], cfg: MethodConfig,
@@ -273,14 +285,15 @@ def tbcm_pairs_ahead(
         keep, _ = brightness_keep(traj.x0, black_latent, cfg.brightness_threshold, cfg.sigma_d, uniform=uniform)
     else:
         keep = torch.ones(sum(sizes), dtype=torch.bool)
+    keep = keep.cpu()
     k = traj.pairs_per_prompt
     steps, start = [], 0
     for cond, b in zip(conds, sizes):
         rows = slice(start, start + b)
         x_t = traj.x_t[rows].flatten(0, 1)  # prompt-major, matching repeat_condition
         steps.append(StepPairs(
-            x_t=x_t, t=traj.t[rows].flatten(0, 1), dxdt=traj.dxdt[rows].flatten(0, 1),
-            cond=with_guidance(repeat_condition(cond, k), traj.guidance[rows].repeat_interleave(k)),
+            x_t=x_t, t=traj.t[rows].flatten(0, 1), dxdt=traj.dxdt[rows].flatten(0, 1), prompt_cond=dict(cond),
+            guidance=traj.guidance[rows],
             pair_weight=keep[rows].to(device=x_t.device, dtype=x_t.dtype).repeat_interleave(k), keep=keep[rows],
         ))
         start += b
@@ -313,7 +326,7 @@ def tbcm_pairs(
     """
     (p,), traj = tbcm_pairs_ahead(teacher, [cond], uncond, latent_shape, cfg, generator, black_latent, device, dtype,
                                   batch, rank, world_size, autocast)
-    return p.x_t, p.t, p.dxdt, p.cond, p.pair_weight, traj, p.keep
+    return p.x_t, p.t, p.dxdt, p.student_cond(), p.pair_weight, traj, p.keep
 
 
 def train_on_pairs(
@@ -337,7 +350,7 @@ def train_on_pairs(
     if world > 1:
         n_dropped = int(collective.reduce(torch.tensor([n_dropped], device=pairs.x_t.device), "sum"))
     res = optimize_pairs(
-        student, weight_fn, optimizer, params, pairs.x_t, pairs.t, pairs.dxdt, pairs.cond, step, cfg,
+        student, weight_fn, optimizer, params, pairs.x_t, pairs.t, pairs.dxdt, pairs.student_cond(), step, cfg,
         pair_weight=None if n_dropped == 0 else pairs.pair_weight, collective=collective, autocast=autocast,
         **optimize_kw,
     )
