@@ -60,7 +60,7 @@ from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, encoder_tokens,
 from tbcm.offload import FrozenOffload
 from tbcm.optim import OPTIMIZERS, make_optimizer, state_bytes
 from tbcm.schedules import RSchedule
-from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs, tbcm_pairs_ahead, train_on_pairs
+from tbcm.train_step import MethodConfig, scm_step, tbcm_pairs_ahead, train_on_pairs
 from tbcm.trigflow import SIGMA_DATA
 from tbcm.weighting import AdaptiveWeight
 
@@ -399,8 +399,9 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
     compile_fn = torch.compile if args.compile else (lambda f: f)
     with torch.no_grad(), autocast:
         cond = encode(random_prompts(args.batch, gen))
-        x_t, t, dxdt, scond, *_ = tbcm_pairs(sana_denoiser(stack["teacher_tr"]), cond, uncond, shapes.latent_shape, cfg,
-                                             gen, device=device)
+        (pairs,), _ = tbcm_pairs_ahead(sana_denoiser(stack["teacher_tr"]), [cond], uncond, shapes.latent_shape, cfg,
+                                       gen, device=device)
+        x_t, t, dxdt, scond = pairs.x_t, pairs.t, pairs.dxdt, pairs.student_cond()
     primals, tangents = loss_module.ode_tangents(x_t, t, dxdt)
     student = SanaTrigFlowStudent(student_tr).eval()
     fn = lambda x, tt: student(x, tt, scond)  # noqa: E731

@@ -8,7 +8,7 @@ from tbcm.analytic import GaussianMixtureVelocity
 from tbcm.denoiser import FlowMatchingAdapter, concat_conditions, repeat_condition, split_condition
 from tbcm.rollout import draw_guidance, guided_velocity, rollout
 from tbcm.routes import sample_routes
-from tbcm.train_step import MethodConfig, StepPairs, tbcm_pairs, tbcm_pairs_ahead
+from tbcm.train_step import MethodConfig, StepPairs, tbcm_pairs_ahead
 
 from toys import TinyDenoiser
 
@@ -63,7 +63,8 @@ def test_conditioning_is_repeated_not_recomputed_and_guidance_is_per_prompt():
     cond, uncond = {"label": torch.tensor([1, 2])}, {"label": torch.tensor([0])}
     cfg = MethodConfig(route_steps=6, brightness_threshold=0)
     g = torch.Generator().manual_seed(3)
-    x_t, t, dxdt, scond, weight, traj, keep = tbcm_pairs(teacher, cond, uncond, (2,), cfg, g, dtype=torch.float64)
+    (p,), traj = tbcm_pairs_ahead(teacher, [cond], uncond, (2,), cfg, g, dtype=torch.float64)
+    x_t, t, scond, weight, keep = p.x_t, p.t, p.student_cond(), p.pair_weight, p.keep
     assert x_t.shape == (10, 2) and t.shape == (10,)
     assert scond["label"].tolist() == [1] * 5 + [2] * 5  # prompt-major, 5 pairs each
     assert torch.all(scond["guidance"][:5] == traj.guidance[0]) and torch.all(scond["guidance"][5:] == traj.guidance[1])
@@ -73,7 +74,7 @@ def test_conditioning_is_repeated_not_recomputed_and_guidance_is_per_prompt():
 
 
 def test_pairs_rolled_out_ahead_are_the_step_by_step_pairs():
-    """Three steps from one rollout = three tbcm_pairs calls on the same generator (rank 1 of 2, the filter
+    """Three steps from one rollout = one rollout per step on the same generator (rank 1 of 2, the filter
     drawing): the same pairs, weights and generator state afterwards, from 6 teacher calls instead of 18."""
     cfg = MethodConfig(route_steps=6, brightness_threshold=1e6)  # this field drives x0 to 3 .. 3e7 from black
     conds = [{"label": torch.tensor([1, 2])}, {"label": torch.tensor([3, 0])}, {"label": torch.tensor([2, 2])}]
@@ -81,16 +82,17 @@ def test_pairs_rolled_out_ahead_are_the_step_by_step_pairs():
     kw = dict(black_latent=black, dtype=torch.float64, rank=1, world_size=2)
     g_one, g_ahead = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     one_teacher, ahead_teacher = CountingTeacher(), CountingTeacher()
-    one = [tbcm_pairs(one_teacher, c, uncond, (2,), cfg, g_one, **kw) for c in conds]
+    one = [tbcm_pairs_ahead(one_teacher, [c], uncond, (2,), cfg, g_one, **kw)[0][0] for c in conds]
     ahead, traj = tbcm_pairs_ahead(ahead_teacher, conds, uncond, (2,), cfg, g_ahead, **kw)
     assert len(one_teacher.calls) == 18 and len(ahead_teacher.calls) == 6 and traj.x_t.shape[0] == 6
     assert torch.equal(g_one.get_state(), g_ahead.get_state())
-    keeps = torch.cat([o[6] for o in one])
+    keeps = torch.cat([o.keep for o in one])
     assert 0 < int(keeps.sum()) < 6  # the filter dropped some prompts, not all
-    for (x_t, t, dxdt, scond, weight, _, keep), p in zip(one, ahead):
+    for o, p in zip(one, ahead):
+        x_t, scond = o.x_t, o.student_cond()
         torch.testing.assert_close(p.x_t, x_t, rtol=1e-12, atol=1e-14)
-        torch.testing.assert_close(p.dxdt, dxdt, rtol=1e-12, atol=1e-14)
-        assert torch.equal(p.t, t) and torch.equal(p.keep, keep) and torch.equal(p.pair_weight, weight)
+        torch.testing.assert_close(p.dxdt, o.dxdt, rtol=1e-12, atol=1e-14)
+        assert torch.equal(p.t, o.t) and torch.equal(p.keep, o.keep) and torch.equal(p.pair_weight, o.pair_weight)
         cond = p.student_cond()
         assert set(cond) == set(scond) and all(torch.equal(cond[k], scond[k]) for k in scond)
         restored = StepPairs.from_state(p.state(), "cpu")  # a checkpoint's copy trains on the same pairs

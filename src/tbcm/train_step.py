@@ -251,10 +251,13 @@ def tbcm_pairs_ahead(
 ) -> tuple[list[StepPairs], Trajectory]:
     """The pairs of several consecutive steps (one condition each) from ONE rollout of all their prompts.
 
-    Each step's randomness is drawn in step order from `generator`, exactly as step-by-step calls of
-    `tbcm_pairs` would draw it, and the teacher is frozen, so step j's pairs are the ones it would get
-    on its own (up to float rounding that depends on the batch size): rolling out ahead changes no
-    distribution. What it changes is the teacher's batch: the N route calls run once on all the steps'
+    All randomness (routes, guidance, noise, filter) comes from `generator`, drawn on the CPU, so a run
+    is reproducible across devices and resumable from the generator's state. With `world_size` > 1 each
+    condition holds this process's B prompts of its step; the draws are made for all world_size * B
+    prompts, in the order one process would make them, and rows [rank * B, (rank + 1) * B) are kept.
+    Each step's randomness is drawn in step order, exactly as one call per step draws it, and the
+    teacher is frozen, so step j's pairs are the ones it would get on its own (up to float rounding
+    that depends on the batch size): rolling out ahead changes no distribution. What it changes is the teacher's batch: the N route calls run once on all the steps'
     prompts instead of N times per step, which matters where a small call is bound by launching its
     kernels rather than by the GPU (Sana 0.6B on an H100, batch 2: 28-40 ms per sample-forward against
     8.8 at batch 30; docs/step-cost.md). Returns the steps' pairs and the whole rollout.
@@ -298,35 +301,6 @@ def tbcm_pairs_ahead(
         ))
         start += b
     return steps, traj
-
-
-def tbcm_pairs(
-    teacher: Denoiser,
-    cond: Condition,
-    uncond: Condition | None,
-    latent_shape: Sequence[int],
-    cfg: MethodConfig,
-    generator: torch.Generator,
-    black_latent: torch.Tensor | None = None,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    batch: int | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
-):
-    """Roll the teacher out for each prompt of `cond` and return the student's pair batch.
-
-    Returns (x_t, t, dx/dt, student condition with guidance, pair weight, trajectory, keep mask).
-    All randomness (routes, guidance, noise, filter) comes from `generator`, drawn on the CPU, so a
-    run is reproducible across devices and resumable from the generator's state. With
-    `world_size` > 1, `cond` holds this process's B prompts; the draws are made for all
-    world_size * B prompts of the step, in the order one process would make them, and rows
-    [rank * B, (rank + 1) * B) are kept.
-    """
-    (p,), traj = tbcm_pairs_ahead(teacher, [cond], uncond, latent_shape, cfg, generator, black_latent, device, dtype,
-                                  batch, rank, world_size, autocast)
-    return p.x_t, p.t, p.dxdt, p.student_cond(), p.pair_weight, traj, p.keep
 
 
 def train_on_pairs(
