@@ -54,6 +54,7 @@ from tbcm.atomic import write_json, write_text
 from tbcm.denoiser import split_condition
 from tbcm.machine import cpu_model
 from tbcm.models.compiled_jvp import split_conv_bias
+from tbcm.models.compiled_teacher import MODES as TEACHER_COMPILE_MODES, CompiledTeacher
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
 from tbcm.models.sana import PromptEncoder, SanaTrigFlowStudent, encoder_tokens, sana_denoiser, student_from_teacher
@@ -172,24 +173,6 @@ class Timed(torch.nn.Module):
             return self.inner(*args, **kw)
         with self.meter.piece(self.name):
             return self.inner(*args, **kw)
-
-
-class CompiledTeacher(torch.nn.Module):
-    """The teacher's denoiser under torch.compile. With mode "reduce-overhead" inductor replays CUDA graphs,
-    which removes the per-kernel launch cost that bounds the rollout's small calls (docs/step-cost.md); a
-    replay overwrites the graph's output buffer, so each call starts a new graph step and returns a copy
-    (the rollout keeps every step's dx/dt)."""
-
-    def __init__(self, inner, mode: str):
-        super().__init__()
-        self.graphs = mode == "reduce-overhead"
-        self.compiled = torch.compile(inner, mode=None if mode == "default" else mode)
-
-    def forward(self, *args, **kw):
-        if self.graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-            return self.compiled(*args, **kw).clone()
-        return self.compiled(*args, **kw)
 
 
 @contextlib.contextmanager
@@ -590,7 +573,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
     ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the JVP-table calls")
     ap.add_argument("--compile-teacher", nargs="?", const="default", default=None,
-                    choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                    choices=TEACHER_COMPILE_MODES,
                     help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike), in this mode "
                          "(default: default; reduce-overhead replays CUDA graphs)")
     ap.add_argument("--rollout-ahead", type=int, default=1, metavar="K",

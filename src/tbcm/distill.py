@@ -29,7 +29,8 @@ Long runs (issue 6):
   the student's steps run without them on the device; with `rollout_ahead` K they move once per K
   steps. Not with `compile`.
 - `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
-  under torch.compile: the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
+  under torch.compile (models.compiled_teacher: CUDA graphs on a GPU): the same maths, fused kernels
+  (docs/step-cost.md); not with `parallel: fsdp`.
 - `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
   their prompts in one call), then trains K steps on the pairs: the same pairs as step by step (the
   teacher is frozen; the randomness is drawn in the same order), on K times the teacher's batch.
@@ -51,6 +52,7 @@ from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, 
                          set_rng_state)
 from .denoiser import split_condition
 from .models.compiled_jvp import split_conv_bias
+from .models.compiled_teacher import CompiledTeacher, teacher_compile_mode
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser, student_from_teacher
 from .offload import FrozenOffload
@@ -233,10 +235,10 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             raise ValueError("distill.compile with parallel: fsdp is not supported (a compiled forward-mode JVP "
                              "through FSDP2's sharded modules is untested); use parallel: ddp or compile: false")
         # Eager forward-mode AD runs every op's tangent formula as separate kernels; compiled, they fuse into the
-        # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound; compiled, fewer.
+        # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound: CUDA graphs on a GPU.
         split_conv_bias(student_tr)
         split_conv_bias(teacher_tr)
-        teacher = torch.compile(teacher)
+        teacher = CompiledTeacher(teacher, teacher_compile_mode(device))
         method = replace(method, compile_tangent=True)
     groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
