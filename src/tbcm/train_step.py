@@ -257,10 +257,11 @@ def tbcm_pairs_ahead(
     prompts, in the order one process would make them, and rows [rank * B, (rank + 1) * B) are kept.
     Each step's randomness is drawn in step order, exactly as one call per step draws it, and the
     teacher is frozen, so step j's pairs are the ones it would get on its own (up to float rounding
-    that depends on the batch size): rolling out ahead changes no distribution. What it changes is the teacher's batch: the N route calls run once on all the steps'
-    prompts instead of N times per step, which matters where a small call is bound by launching its
-    kernels rather than by the GPU (Sana 0.6B on an H100, batch 2: 28-40 ms per sample-forward against
-    8.8 at batch 30; docs/step-cost.md). Returns the steps' pairs and the whole rollout.
+    that depends on the batch size): rolling out ahead changes no distribution. What it changes is the
+    teacher's batch: the N route calls run once on all the steps' prompts instead of N times per step,
+    which matters where a small call is bound by launching its kernels rather than by the GPU (Sana
+    0.6B on an H100, batch 2: 28-40 ms per sample-forward against 8.8 at batch 30; docs/step-cost.md).
+    Returns the steps' pairs and the whole rollout.
     """
     if not conds:
         raise ValueError("no steps to roll out: conds is empty")
