@@ -29,6 +29,18 @@ def test_matches_the_reference_on_matrices_and_vectors():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_stacking_same_shaped_weights_changes_nothing():
+    """Weights of one shape are stepped as stacks (split into chunks of at most chunk_elements numbers):
+    the same steps as the reference's tensor-by-tensor loop, however the stacks are cut."""
+    shapes = [(5, 3), (5,), (5, 3), (4, 2, 1, 1), (5, 3), (5,), (4, 2)]
+    ref, _ = run(ReferenceCAME, [(5, 3), (5,), (5, 3), (4, 2), (5, 3), (5,), (4, 2)])
+    for chunk in (1, 20, 2 ** 25):  # one weight per stack, two, all
+        ours, opt = run(CAME, shapes, chunk_elements=chunk)
+        for a, b in zip(ours, ref):
+            torch.testing.assert_close(a.reshape(b.shape), b, rtol=1e-12, atol=1e-14)
+        assert [len(opt.state[p]) for p in ours] == [6, 3, 6, 6, 6, 3, 6]  # step + moments / factors, per weight
+
+
 def test_a_1x1_convolution_is_factored_as_the_matrix_it_applies():
     """[out, in, 1, 1] steps as the reference steps the [out, in] matrix, with n + k numbers per factor
     (the reference factors over the trailing 1 x 1 and keeps four full-size tensors instead)."""

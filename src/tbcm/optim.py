@@ -24,6 +24,8 @@ gives about half of AdamW's state (`state_bytes`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 OPTIMIZERS = ("adamw", "came")
@@ -37,26 +39,46 @@ def matrix_shape(shape: torch.Size) -> tuple[int, ...]:
 
 
 def _inverse_sqrt_outer(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """1 / sqrt(row col^T / mean(row)): the factored second-moment estimate's inverse square root."""
-    return (row / row.mean()).rsqrt().unsqueeze(1) * col.rsqrt().unsqueeze(0)
+    """1 / sqrt(row col^T / mean(row)) for a stack of [G, n] rows and [G, k] columns: the factored
+    second-moment estimate's inverse square root, [G, n, k]."""
+    return (row / row.mean(-1, keepdim=True)).rsqrt().unsqueeze(-1) * col.rsqrt().unsqueeze(-2)
 
 
-def _rms(x: torch.Tensor) -> torch.Tensor:
-    return x.norm() / x.numel() ** 0.5
+#: elements per stacked chunk of same-shape weights: 2^25 float32 numbers are 128 MiB per stacked tensor
+CHUNK_ELEMENTS = 2 ** 25
 
 
 class CAME(torch.optim.Optimizer):
     """CAME with every weight matrix factored (see the module docstring); state in the gradient's dtype, float32 for
-    half-precision gradients."""
+    half-precision gradients.
+
+    The update runs on stacks of same-shaped weights (Sana's 28 blocks share each shape), at most
+    `chunk_elements` numbers per stack, rather than tensor by tensor: at Sana 0.6B the per-tensor loop was
+    19,968 operator calls per step against AdamW-foreach's 1,339, each a kernel launch on a GPU. The
+    state stays one tensor per parameter (as any torch optimiser's, so checkpoints are ordinary)."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999, 0.9999), eps=(1e-30, 1e-16),
-                 clip_threshold: float = 1.0, weight_decay: float = 0.0):
+                 clip_threshold: float = 1.0, weight_decay: float = 0.0, chunk_elements: int = CHUNK_ELEMENTS):
         if not lr > 0:
             raise ValueError(f"CAME lr must be > 0, got {lr}")
         if len(betas) != 3 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"CAME betas must be three numbers in [0, 1), got {betas}")
+        self.chunk_elements = chunk_elements
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=tuple(eps), clip_threshold=clip_threshold,
                                       weight_decay=weight_decay))
+
+    def _init_state(self, p: torch.nn.Parameter, shape: tuple, dtype: torch.dtype) -> dict:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros(shape, dtype=dtype, device=p.device)
+            if len(shape) == 2:
+                for name, n in (("row", shape[0]), ("col", shape[1])):
+                    state[f"exp_avg_sq_{name}"] = torch.zeros(n, dtype=dtype, device=p.device)
+                    state[f"exp_avg_res_{name}"] = torch.zeros(n, dtype=dtype, device=p.device)
+            else:
+                state["exp_avg_sq"] = torch.zeros(shape, dtype=dtype, device=p.device)
+        return state
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -65,54 +87,62 @@ class CAME(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            b1, b2, b3 = group["betas"]
-            e1, e2 = group["eps"]
+            stacks: dict[tuple, list] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("CAME does not support sparse gradients")
-                shape = matrix_shape(p.shape)
-                factored = len(shape) == 2
-                g = p.grad.reshape(shape)
-                if g.dtype in (torch.float16, torch.bfloat16):
-                    g = g.float()
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(g)
-                    if factored:
-                        for name, n in (("row", shape[0]), ("col", shape[1])):
-                            state[f"exp_avg_sq_{name}"] = g.new_zeros(n)
-                            state[f"exp_avg_res_{name}"] = g.new_zeros(n)
-                    else:
-                        state["exp_avg_sq"] = torch.zeros_like(g)
-                state["step"] += 1
-                sq = g.square().add_(e1)
-                if factored:
-                    row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
-                    row.mul_(b2).add_(sq.mean(1), alpha=1 - b2)
-                    col.mul_(b2).add_(sq.mean(0), alpha=1 - b2)
-                    u = g * _inverse_sqrt_outer(row, col)
-                else:
-                    v = state["exp_avg_sq"]
-                    v.mul_(b2).add_(sq, alpha=1 - b2)
-                    u = g * v.rsqrt()
-                u.div_((_rms(u) / group["clip_threshold"]).clamp_(min=1.0))
-                m = state["exp_avg"]
-                m.mul_(b1).add_(u, alpha=1 - b1)
-                if factored:  # confidence: shrink the step where u keeps disagreeing with m
-                    res = (u - m).square_().add_(e2)
-                    R, C = state["exp_avg_res_row"], state["exp_avg_res_col"]
-                    R.mul_(b3).add_(res.mean(1), alpha=1 - b3)
-                    C.mul_(b3).add_(res.mean(0), alpha=1 - b3)
-                    update = m * _inverse_sqrt_outer(R, C)
-                else:
-                    update = m
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(update.reshape(p.shape).to(p.dtype), alpha=-group["lr"])
+                dtype = torch.float32 if p.grad.dtype in (torch.float16, torch.bfloat16) else p.grad.dtype
+                stacks.setdefault((matrix_shape(p.shape), dtype, p.dtype, p.device), []).append(p)
+            for (shape, dtype, _, _), params in stacks.items():
+                per_chunk = max(1, self.chunk_elements // math.prod(shape))
+                for i in range(0, len(params), per_chunk):
+                    self._update(params[i:i + per_chunk], shape, dtype, group)
         return loss
+
+    def _update(self, params: list, shape: tuple, dtype: torch.dtype, group: dict) -> None:
+        """One CAME step of G same-shaped weights at once (stacked [G, n, k] or [G, n])."""
+        b1, b2, b3 = group["betas"]
+        e1, e2 = group["eps"]
+        states = [self._init_state(p, shape, dtype) for p in params]
+        for st in states:
+            st["step"] += 1
+        factored = len(shape) == 2
+        stack = lambda key: torch.stack([st[key] for st in states])  # noqa: E731
+        g = torch.stack([p.grad.reshape(shape) for p in params]).to(dtype)
+        sq = g.square().add_(e1)
+        if factored:
+            row, col = stack("exp_avg_sq_row"), stack("exp_avg_sq_col")
+            row.mul_(b2).add_(sq.mean(-1), alpha=1 - b2)
+            col.mul_(b2).add_(sq.mean(-2), alpha=1 - b2)
+            u = g * _inverse_sqrt_outer(row, col)
+        else:
+            v = stack("exp_avg_sq")
+            v.mul_(b2).add_(sq, alpha=1 - b2)
+            u = g * v.rsqrt()
+        del sq
+        rms = u.flatten(1).norm(dim=1) / math.prod(shape) ** 0.5  # RMS(u) per weight
+        u.div_((rms / group["clip_threshold"]).clamp_(min=1.0).view(-1, *[1] * len(shape)))
+        m = stack("exp_avg")
+        m.mul_(b1).add_(u, alpha=1 - b1)
+        if factored:  # confidence: shrink the step where u keeps disagreeing with m
+            res = u.sub_(m).square_().add_(e2)
+            R, C = stack("exp_avg_res_row"), stack("exp_avg_res_col")
+            R.mul_(b3).add_(res.mean(-1), alpha=1 - b3)
+            C.mul_(b3).add_(res.mean(-2), alpha=1 - b3)
+            update = m * _inverse_sqrt_outer(R, C)
+            written = {"exp_avg_sq_row": row, "exp_avg_sq_col": col, "exp_avg_res_row": R, "exp_avg_res_col": C}
+        else:
+            update = m
+            written = {"exp_avg_sq": v}
+        written["exp_avg"] = m
+        for key, stacked in written.items():
+            torch._foreach_copy_([st[key] for st in states], list(stacked.unbind(0)))
+        views = [p.view(shape) for p in params]
+        if group["weight_decay"]:
+            torch._foreach_mul_(views, 1 - group["lr"] * group["weight_decay"])
+        torch._foreach_add_(views, list(update.to(params[0].dtype).unbind(0)), alpha=-group["lr"])
 
 
 def make_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
