@@ -53,9 +53,10 @@ class CAME(torch.optim.Optimizer):
     half-precision gradients.
 
     The update runs on stacks of same-shaped weights (Sana's 28 blocks share each shape), at most
-    `chunk_elements` numbers per stack, rather than tensor by tensor: at Sana 0.6B the per-tensor loop was
-    19,968 operator calls per step against AdamW-foreach's 1,339, each a kernel launch on a GPU. The
-    state stays one tensor per parameter (as any torch optimiser's, so checkpoints are ordinary)."""
+    `chunk_elements` numbers per stack, rather than tensor by tensor: at Sana 0.6B a per-tensor loop makes
+    19,968 operator calls per step, the stacks 3,042 (AdamW with foreach kernels: 1,339), each a kernel
+    launch on a GPU. The state stays one tensor per parameter (as any torch optimiser's, so checkpoints
+    are ordinary)."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999, 0.9999), eps=(1e-30, 1e-16),
                  clip_threshold: float = 1.0, weight_decay: float = 0.0, chunk_elements: int = CHUNK_ELEMENTS):
