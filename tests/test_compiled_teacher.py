@@ -32,3 +32,17 @@ def test_modes():
     assert teacher_compile_mode(torch.device("cpu")) == "default"
     with pytest.raises(ValueError, match="unknown compile mode 'fast'"):
         CompiledTeacher(Field(), "fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (inductor skips them on the CPU)")
+def test_cuda_graph_replays_match_eager_on_a_gpu():
+    """On a GPU "reduce-overhead" really replays CUDA graphs: each output must survive the next replay, and a
+    smaller last batch (a shorter last rollout group) must still be right."""
+    torch.manual_seed(0)
+    f = Field().cuda()
+    compiled = CompiledTeacher(f, teacher_compile_mode(torch.device("cuda")))
+    calls = [(torch.randn(b, 4, device="cuda"), torch.rand(b, device="cuda"), {"y": torch.randn(b, 4, device="cuda")})
+             for b in (6, 6, 6, 2)]
+    outs = [compiled(*c) for c in calls]
+    for c, out in zip(calls, outs):
+        torch.testing.assert_close(out, f(*c))

@@ -87,3 +87,52 @@ def test_half_precision_gradients_keep_float32_state():
     opt.step()
     assert all(v.dtype == torch.float32 for v in opt.state[w].values() if isinstance(v, torch.Tensor))
     assert w.dtype == torch.bfloat16 and not torch.equal(w, before)
+
+
+def test_resume_keeps_float32_state_for_bf16_weights_and_is_exact(tmp_path):
+    """7 steps = 3 steps, save, load into a fresh optimiser, 4 steps: bit for bit, bf16 weights included
+    (torch's load_state_dict would cast the float32 moments to bf16)."""
+    g = torch.Generator().manual_seed(3)
+    start = [torch.randn(6, 4, generator=g).bfloat16(), torch.randn(6, generator=g)]
+    grads = [[torch.randn(6, 4, generator=g).bfloat16(), torch.randn(6, generator=g)] for _ in range(7)]
+
+    def fresh():
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        return params, CAME(params, lr=0.01)
+
+    def steps(params, opt, todo):
+        for step in todo:
+            for p, gr in zip(params, step):
+                p.grad = gr.clone()
+            opt.step()
+
+    straight, opt = fresh()
+    steps(straight, opt, grads)
+    resumed, opt = fresh()
+    steps(resumed, opt, grads[:3])
+    torch.save({"params": [p.detach() for p in resumed], "opt": opt.state_dict()}, tmp_path / "ckpt.pt")
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    resumed, opt = fresh()
+    with torch.no_grad():
+        for p, x in zip(resumed, saved["params"]):
+            p.copy_(x)
+    opt.load_state_dict(saved["opt"])
+    assert opt.state[resumed[0]]["exp_avg"].dtype == torch.float32
+    steps(resumed, opt, grads[3:])
+    assert all(torch.equal(a, b) for a, b in zip(straight, resumed))
+
+
+def test_channels_last_scalar_and_empty_weights():
+    conv = torch.randn(4, 3, 3, 3)
+    grad = torch.randn(4, 3, 3, 3)
+    outs = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        w = torch.nn.Parameter(conv.clone().to(memory_format=layout))
+        w.grad = grad.clone().to(memory_format=layout)
+        CAME([w], lr=0.01).step()
+        outs.append(w.detach().contiguous())
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], conv)
+    scalar, empty = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.zeros(0, 3))
+    scalar.grad, empty.grad = torch.tensor(0.5), torch.zeros(0, 3)
+    CAME([scalar, empty], lr=0.01).step()
+    assert float(scalar) != 1.0

@@ -90,7 +90,7 @@ class CAME(torch.optim.Optimizer):
         for group in self.param_groups:
             stacks: dict[tuple, list] = {}
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None or p.numel() == 0:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("CAME does not support sparse gradients")
@@ -123,7 +123,7 @@ class CAME(torch.optim.Optimizer):
             v.mul_(b2).add_(sq, alpha=1 - b2)
             u = g * v.rsqrt()
         del sq
-        rms = u.flatten(1).norm(dim=1) / math.prod(shape) ** 0.5  # RMS(u) per weight
+        rms = u.reshape(len(params), -1).norm(dim=1) / math.prod(shape) ** 0.5  # RMS(u) per weight
         u.div_((rms / group["clip_threshold"]).clamp_(min=1.0).view(-1, *[1] * len(shape)))
         m = stack("exp_avg")
         m.mul_(b1).add_(u, alpha=1 - b1)
@@ -140,10 +140,21 @@ class CAME(torch.optim.Optimizer):
         written["exp_avg"] = m
         for key, stacked in written.items():
             torch._foreach_copy_([st[key] for st in states], list(stacked.unbind(0)))
-        views = [p.view(shape) for p in params]
         if group["weight_decay"]:
-            torch._foreach_mul_(views, 1 - group["lr"] * group["weight_decay"])
-        torch._foreach_add_(views, list(update.to(params[0].dtype).unbind(0)), alpha=-group["lr"])
+            torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+        # the update in its own precision, added into each weight whatever its layout (channels-last included)
+        torch._foreach_add_(params, [u.view(p.shape) for u, p in zip(update.unbind(0), params)], alpha=-group["lr"])
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, but the state keeps its saved dtype: torch casts it to each weight's dtype, which for
+        half-precision weights would turn CAME's float32 moments to bf16 on resume."""
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for index, saved in state_dict["state"].items():
+            state = self.state[params[index]]
+            for key, value in saved.items():
+                if isinstance(value, torch.Tensor):
+                    state[key] = value.to(params[index].device, copy=True)
 
 
 def make_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
