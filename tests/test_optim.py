@@ -136,3 +136,18 @@ def test_channels_last_scalar_and_empty_weights():
     scalar.grad, empty.grad = torch.tensor(0.5), torch.zeros(0, 3)
     CAME([scalar, empty], lr=0.01).step()
     assert float(scalar) != 1.0
+
+
+def test_bf16_weights_step_as_the_reference_steps_them():
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(32, 64, generator=g).bfloat16()
+    grads = [torch.randn(32, 64, generator=g).bfloat16() for _ in range(5)]
+    outs = []
+    for cls in (CAME, ReferenceCAME):
+        w = torch.nn.Parameter(start.clone())
+        opt = cls([w], lr=0.01)
+        for gr in grads:
+            w.grad = gr.clone()
+            opt.step()
+        outs.append(w.detach())
+    assert outs[0].dtype == torch.bfloat16 and torch.equal(outs[0], outs[1])
