@@ -68,7 +68,7 @@ from tbcm.weighting import AdaptiveWeight
 JVP_METHODS = ("processor", "math", "finite_difference")
 TBCM_PIECES = ("text encode", "teacher rollout", "tangent (JVP of θ⁻)", "student forward", "student backward",
                "grad clip", "optimizer step", "other")
-OFFLOAD_PIECE = "frozen models off the device"  # TBCM with --offload-frozen (tbcm.offload)
+OFFLOAD_PIECE = "frozen models in and out"  # TBCM with --offload-frozen (tbcm.offload): copies in, drops
 SCM_PIECES = ("text encode", "VAE encode", "teacher CFG velocity", "tangent (JVP of θ⁻)", "student forward",
               "student backward", "grad clip", "optimizer step", "other")
 GIB = 2.0 ** 30
@@ -263,6 +263,22 @@ def random_prompts(n: int, gen: torch.Generator) -> list[str]:
 
 # --- the two steps ---------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def placed(frozen: FrozenOffload | None, model, meter: Meter):
+    """`frozen.on_device(model)` around the block, its copy in and its drop timed as one piece."""
+    if frozen is None:
+        yield
+        return
+    use = frozen.on_device(model)
+    with meter.piece(OFFLOAD_PIECE):
+        use.__enter__()
+    try:
+        yield
+    finally:
+        with meter.piece(OFFLOAD_PIECE):
+            use.__exit__(None, None, None)
+
+
 def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed"):
     """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
     student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once.
@@ -286,7 +302,7 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
     stack["vae"].to(device if method == "scm" else "cpu")  # TBCM never needs the VAE resident
     # TBCM's frozen models between rollouts: on the CPU with --offload-frozen (distill.offload_frozen); sCM needs
     # its text encoder and teacher in every step and keeps them resident, as Sana-Sprint trains
-    frozen = FrozenOffload(stack["encoder"], teacher_tr, device) if method == "tbcm" and args.offload_frozen else None
+    frozen = FrozenOffload([stack["encoder"], teacher_tr], device) if method == "tbcm" and args.offload_frozen else None
     if device.type == "cuda":
         torch.cuda.empty_cache()
     compiled = stack.get("teacher_compiled")
@@ -302,17 +318,12 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             images = images.to(stack["vae"].dtype)
         try:
             with timed_tangent(meter), autocast, meter.step():
-                with meter.piece("text encode"):
+                with placed(frozen, stack["encoder"], meter), meter.piece("text encode"):
                     cond = encode(prompts)
-                if frozen is not None:
-                    with meter.piece(OFFLOAD_PIECE):
-                        frozen.offload()  # the encoder out before the teacher comes in
                 if method == "tbcm":  # tbcm_step's two halves, so that one rollout may serve K steps
-                    ready, _ = tbcm_pairs_ahead(teacher, split_condition(cond, [args.batch] * ahead), uncond,
-                                                shapes.latent_shape, cfg, gen, device=device)
-                    if frozen is not None:
-                        with meter.piece(OFFLOAD_PIECE):
-                            frozen.offload()
+                    with placed(frozen, teacher_tr, meter):
+                        ready, _ = tbcm_pairs_ahead(teacher, split_condition(cond, [args.batch] * ahead), uncond,
+                                                    shapes.latent_shape, cfg, gen, device=device)
                     results = [train_on_pairs(student, weight, opt, params, p, step=1, cfg=cfg, **kw) for p in ready]
                 else:
                     with meter.piece("VAE encode"):
@@ -338,8 +349,7 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
             records.append(rec)
         del images
     stack["vae"].to("cpu")
-    if frozen is not None:
-        frozen.remove()
+    if frozen is not None:  # resident again for sCM and the table
         stack["encoder"].to(device)
         teacher_tr.to(device)
     pieces = (TBCM_PIECES + ((OFFLOAD_PIECE,) if frozen is not None else ())) if method == "tbcm" else SCM_PIECES
@@ -608,9 +618,10 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(JVP_METHODS)}")
     if args.table_only and args.no_table:
         raise SystemExit("--table-only and --no-table leave nothing to measure")
-    if args.offload_frozen and (args.compile or args.compile_teacher):
-        raise SystemExit("--offload-frozen with --compile / --compile-teacher: a compiled teacher is specialised to "
-                         "where its weights are (distill.offload_frozen is refused with compile too)")
+    if args.offload_frozen and args.compile_teacher == "reduce-overhead":
+        raise SystemExit("--offload-frozen with --compile-teacher reduce-overhead: the offloaded teacher's weights come "
+                         "to new addresses in every rollout, which CUDA graphs would record again (distill.compile "
+                         "compiles an offloaded teacher in the default mode)")
     if args.route_steps < 2:
         raise SystemExit(f"--route-steps must be >= 2 (N - 1 pairs per prompt), got {args.route_steps}")
     if args.warmup < 0:

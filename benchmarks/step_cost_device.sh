@@ -5,7 +5,7 @@
 # under the device's 600 s per call): a run's limit is cut to what is left. Needs diffusers importable: on the
 # project's device machines carry its wheel as docs/step-cost.md says and set PYTHONPATH first.
 #
-#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: ahead-offload compiled-steps)
+#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: ahead-offload levers)
 #
 #   eager             both training steps, every tangent method, profiled (124 s on an H100)
 #   steps             both training steps, eager, no table: the baseline of the runs below, on the same GPU
@@ -17,6 +17,9 @@
 #                     tangent compiled, the teacher's calls compiled with CUDA graphs), rollout ahead 15 (one
 #                     teacher graph serves both methods), CAME for both; no table (limit 500 s: the compiled
 #                     JVP took 192 s to compile at this shape in method-notes §9)
+#   levers            every lever at once, as one distill configuration would run: compile (the tangent
+#                     compiled; the offloaded teacher compiled without CUDA graphs), rollout ahead 15, CAME,
+#                     TBCM's text encoder and teacher offloaded; no table (limit 500 s): both ratios from one run
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)
@@ -44,7 +47,7 @@ run() {  # NAME LIMIT ARGS...
     echo "$name: exit status $status (124: cut at $limit s), $((SECONDS - start)) s so far"
     return "$status"
 }
-for r in "${@:-ahead-offload compiled-steps}"; do
+for r in "${@:-ahead-offload levers}"; do
     for name in $r; do
         case $name in
             eager) run eager 200 --profile ;;
@@ -54,6 +57,9 @@ for r in "${@:-ahead-offload compiled-steps}"; do
             compiled-steps)
                 run compiled-steps 500 --compile --compile-teacher reduce-overhead --rollout-ahead 15 --optimizer came \
                     --steps 1 --no-table ;;
+            levers)
+                run levers 500 --compile --compile-teacher default --rollout-ahead 15 --optimizer came --offload-frozen \
+                    --steps 1 --no-table ;;
             compiled-table) run compiled-table 280 --compile --table-only --table-methods processor ;;
             compiled-teacher)
                 run compiled-teacher 230 --compile-teacher reduce-overhead --steps 2 --table-methods processor
@@ -61,7 +67,7 @@ for r in "${@:-ahead-offload compiled-steps}"; do
                 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then
                     run compiled-teacher-default 200 --compile-teacher default --steps 2 --table-methods processor
                 fi ;;
-            *) echo "unknown run '$name' (eager, steps, ahead, ahead-offload, compiled-steps, compiled-table, compiled-teacher)"; exit 2 ;;
+            *) echo "unknown run '$name' (eager, steps, ahead, ahead-offload, compiled-steps, levers, compiled-table, compiled-teacher)"; exit 2 ;;
         esac
     done
 done

@@ -30,6 +30,8 @@ def test_compiled_calls_match_eager_and_outputs_survive_the_next_call(mode):
 def test_modes():
     assert teacher_compile_mode(torch.device("cuda")) == "reduce-overhead"
     assert teacher_compile_mode(torch.device("cpu")) == "default"
+    # an offloaded teacher's weights come back at new addresses each rollout: no recorded graphs
+    assert teacher_compile_mode(torch.device("cuda"), offloaded=True) == "default"
     with pytest.raises(ValueError, match="unknown compile mode 'fast'"):
         CompiledTeacher(Field(), "fast")
 

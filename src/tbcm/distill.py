@@ -26,11 +26,11 @@ Long runs (issue 6):
 - `optimizer: came` trains with CAME (tbcm.optim), as the official TBCM configuration does: about
   half of AdamW's optimiser memory (2.2 against 4.4 GiB at Sana 0.6B); not with `parallel: fsdp`.
 - `offload_frozen` keeps the text encoder and the teacher on the CPU between rollouts (tbcm.offload):
-  the student's steps run without them on the device; with `rollout_ahead` K they move once per K
-  steps. Not with `compile`.
+  the student's steps run without them on the device; with `rollout_ahead` K they are copied in once
+  per K steps.
 - `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
-  under torch.compile (models.compiled_teacher: CUDA graphs on a GPU): the same maths, fused kernels
-  (docs/step-cost.md); not with `parallel: fsdp`.
+  under torch.compile (models.compiled_teacher: CUDA graphs on a GPU, unless the teacher is offloaded):
+  the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
 - `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
   their prompts in one call), then trains K steps on the pairs: the same pairs as step by step (the
   teacher is frozen; the randomness is drawn in the same order), on K times the teacher's batch.
@@ -108,8 +108,6 @@ def check_config(cfg: DistillConfig) -> None:
          cfg.gradient_checkpointing)
     need(isinstance(cfg.compile, bool), "compile", "true or false", cfg.compile)
     need(isinstance(cfg.offload_frozen, bool), "offload_frozen", "true or false", cfg.offload_frozen)
-    # a compiled teacher (and its CUDA graphs) is specialised to where its weights are
-    need(not (cfg.offload_frozen and cfg.compile), "offload_frozen", "false with compile: true", cfg.offload_frozen)
     need(isinstance(cfg.rollout_ahead, int) and not isinstance(cfg.rollout_ahead, bool) and cfg.rollout_ahead >= 1,
          "rollout_ahead", "an integer >= 1", cfg.rollout_ahead)
     need(cfg.ema_decay is None or (isinstance(cfg.ema_decay, (int, float)) and 0 < cfg.ema_decay < 1), "ema_decay",
@@ -205,11 +203,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         # Fused SDPA has no forward-mode rule; this processor keeps the fused primal and adds an explicit
         # tangent (models/jvp_attention.py). Training forward/backward are bit-identical to stock.
         use_jvp_attention(student_tr)
-    if cfg.offload_frozen:
-        frozen = FrozenOffload(encoder, teacher_tr, device)
-    else:
-        teacher_tr.to(device)
-        encoder.to(device)
+    frozen = FrozenOffload([encoder, teacher_tr], device, enabled=cfg.offload_frozen)  # each placed around its use
     encode = PromptEncoder(tokenizer, encoder, cfg.text_max_length, cfg.text_instruction)
     weight = AdaptiveWeight(seed=cfg.seed)
     if state is not None:
@@ -238,7 +232,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound: CUDA graphs on a GPU.
         split_conv_bias(student_tr)
         split_conv_bias(teacher_tr)
-        teacher = CompiledTeacher(teacher, teacher_compile_mode(device))
+        teacher = CompiledTeacher(teacher, teacher_compile_mode(device, offloaded=cfg.offload_frozen))
         method = replace(method, compile_tangent=True)
     groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
@@ -272,9 +266,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         ema.to(device)
     c = teacher_tr.config
     latent_shape = (c.in_channels, c.sample_size, c.sample_size)
-    uncond = encode.uncond()  # the empty prompt without the instruction, as SanaPipeline's negative branch
-    if cfg.offload_frozen:
-        frozen.offload()  # not resident through steps rolled out before a resume
+    with frozen.on_device(encoder):
+        uncond = encode.uncond()  # the empty prompt without the instruction, as SanaPipeline's negative branch
     autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
                 else contextlib.nullcontext)
 
@@ -329,13 +322,11 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             k = min(cfg.rollout_ahead, cfg.steps - step)
             batches = [[prompts[rng.randrange(len(prompts))] for _ in range(b * world)] for _ in range(k)]  # whole steps'
             mine = [p for batch in batches for p in batch[rank * b:(rank + 1) * b]]
-            conds = split_condition(encode(mine), [b] * k)
-            if cfg.offload_frozen:
-                frozen.offload()  # the encoder out before the teacher comes in
-            pending, _ = tbcm_pairs_ahead(teacher, conds, uncond, latent_shape, method, g, black_latent=black_latent,
-                                          device=device, rank=rank, world_size=world, autocast=autocast)
-            if cfg.offload_frozen:
-                frozen.offload()
+            with frozen.on_device(encoder):
+                conds = split_condition(encode(mine), [b] * k)
+            with frozen.on_device(teacher_tr):
+                pending, _ = tbcm_pairs_ahead(teacher, conds, uncond, latent_shape, method, g, black_latent=black_latent,
+                                              device=device, rank=rank, world_size=world, autocast=autocast)
         res = train_on_pairs(student_ddp, weight_ddp, opt, params, pending.pop(0), step, method, collective=collective,
                              autocast=autocast, frozen=student)
         skips.update(res)
@@ -355,8 +346,6 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             save_checkpoint(step + 1)
     if curves is not None:
         curves.close()
-    if cfg.offload_frozen:
-        frozen.remove()
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
             cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world, "sharded": sharded,
             "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},

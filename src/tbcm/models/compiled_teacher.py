@@ -15,9 +15,10 @@ import torch
 MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
-def teacher_compile_mode(device: torch.device) -> str:
-    """CUDA graphs where there are any."""
-    return "reduce-overhead" if device.type == "cuda" else "default"
+def teacher_compile_mode(device: torch.device, offloaded: bool = False) -> str:
+    """CUDA graphs where there are any, unless the teacher is offloaded between rollouts (tbcm.offload): each
+    rollout then finds its weights at new addresses, which a recorded graph would have to record again."""
+    return "reduce-overhead" if device.type == "cuda" and not offloaded else "default"
 
 
 class CompiledTeacher(torch.nn.Module):
