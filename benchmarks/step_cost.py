@@ -279,9 +279,12 @@ def placed(frozen: FrozenOffload | None, model, meter: Meter):
             use.__exit__(None, None, None)
 
 
-def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed"):
+def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed",
+               frozen_student: "Timed | None" = None):
     """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
-    student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once.
+    student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once. With
+    --compile `student` is the compiled gradient pass and `frozen_student` the plain student the tangent calls,
+    as in distill.
 
     TBCM with --rollout-ahead K (distill.rollout_ahead): the timed unit is K steps served by one rollout (their
     prompts encoded in one call, then K student steps); its times and pairs are divided by K, its peak is the
@@ -310,7 +313,10 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
                     "teacher rollout" if method == "tbcm" else "teacher CFG velocity")
     for i in range(args.warmup + steps):
         meter = teacher.meter = student.meter = Meter(meter_memory)
+        if frozen_student is not None:
+            frozen_student.meter = meter
         kw, handles = step_hooks(meter, opt)
+        kw["frozen"] = frozen_student
         prompts = random_prompts(args.batch * ahead if method == "tbcm" else pairs, gen)
         images = None
         if method == "scm":  # the "data": random images, not counted (a data loader's job)
@@ -581,7 +587,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=1, help="TBCM prompts per step; sCM gets batch x (N-1) images (default 1)")
     ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
     ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the JVP-table calls")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the student's gradient pass (as distill.compile does) and the "
+                         "JVP-table calls")
     ap.add_argument("--compile-teacher", nargs="?", const="default", default=None,
                     choices=TEACHER_COMPILE_MODES,
                     help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike), in this mode "
@@ -654,11 +661,14 @@ def main(argv=None) -> dict:
                   compile_teacher=args.compile_teacher,
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
     # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)
-    student = Timed(SanaTrigFlowStudent(stack["student_tr"]), None, "student forward")
+    plain = SanaTrigFlowStudent(stack["student_tr"])
+    # --compile: the gradient pass compiled and the tangent calling the plain student, as distill.compile does
+    student = Timed(torch.compile(plain) if args.compile else plain, None, "student forward")
+    frozen_student = Timed(plain, None, "student forward") if args.compile else None
     for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)
         r = report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
-                                        student)
+                                        student, frozen_student)
         pieces = ", ".join(f"{name} {_ms(p['s'])}" for name, p in r["pieces"].items())
         print(f"  {method}: {_ms(r['step_s'])} ms/step ({_ms(r['step_s'] / r['pairs'])} per pair), peak "
               f"{_gib(r['peak_bytes'])} GiB, first step {_ms(r['first_step_s'])} ms; {pieces}", file=sys.stderr, flush=True)

@@ -5,7 +5,7 @@
 # under the device's 600 s per call): a run's limit is cut to what is left. Needs diffusers importable: on the
 # project's device machines carry its wheel as docs/step-cost.md says and set PYTHONPATH first.
 #
-#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: ahead-offload levers)
+#   bash benchmarks/step_cost_device.sh [RUN ...]      (default: levers ahead-offload)
 #
 #   eager             both training steps, every tangent method, profiled (124 s on an H100)
 #   steps             both training steps, eager, no table: the baseline of the runs below, on the same GPU
@@ -14,12 +14,14 @@
 #   ahead-offload     as ahead, with CAME for both and TBCM's text encoder and teacher on the CPU between
 #                     rollouts (distill.offload_frozen): the memory configuration (limit 150 s)
 #   compiled-steps    both training steps as the project would run them at scale: distill.compile (the
-#                     tangent compiled, the teacher's calls compiled with CUDA graphs), rollout ahead 15 (one
+#                     tangent and the student's gradient pass compiled, the teacher's calls compiled with CUDA
+#                     graphs), rollout ahead 15 (one
 #                     teacher graph serves both methods), CAME for both; no table (limit 500 s: the compiled
 #                     JVP took 192 s to compile at this shape in method-notes §9)
-#   levers            every lever at once, as one distill configuration would run: compile (the tangent
-#                     compiled; the offloaded teacher compiled without CUDA graphs), rollout ahead 15, CAME,
-#                     TBCM's text encoder and teacher offloaded; no table (limit 500 s): both ratios from one run
+#   levers            every lever at once, as one distill configuration would run: compile (the tangent and
+#                     the student's gradient pass compiled; the offloaded teacher compiled without CUDA graphs),
+#                     rollout ahead 15, CAME, TBCM's text encoder and teacher offloaded; no table (limit 430 s,
+#                     first, so that ahead-offload keeps its 150): both ratios from one run
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)
@@ -47,7 +49,7 @@ run() {  # NAME LIMIT ARGS...
     echo "$name: exit status $status (124: cut at $limit s), $((SECONDS - start)) s so far"
     return "$status"
 }
-for r in "${@:-ahead-offload levers}"; do
+for r in "${@:-levers ahead-offload}"; do
     for name in $r; do
         case $name in
             eager) run eager 200 --profile ;;
@@ -58,7 +60,7 @@ for r in "${@:-ahead-offload levers}"; do
                 run compiled-steps 500 --compile --compile-teacher reduce-overhead --rollout-ahead 15 --optimizer came \
                     --steps 1 --no-table ;;
             levers)
-                run levers 500 --compile --compile-teacher default --rollout-ahead 15 --optimizer came --offload-frozen \
+                run levers 430 --compile --compile-teacher default --rollout-ahead 15 --optimizer came --offload-frozen \
                     --steps 1 --no-table ;;
             compiled-table) run compiled-table 280 --compile --table-only --table-methods processor ;;
             compiled-teacher)

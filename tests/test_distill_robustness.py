@@ -184,12 +184,21 @@ def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(loss_module, "compiled_directional_derivative", spy)
+    compiled_modules, real_compile = [], torch.compile
+
+    def compile_spy(model, *args, **kw):
+        compiled_modules.append(type(model).__name__)
+        return real_compile(model, *args, **kw)
+
+    monkeypatch.setattr(torch, "compile", compile_spy)
     cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
     eager = run_distill(teacher, PROMPTS, BLACK, tmp_path / "eager", cfg, progress=False)
     assert calls == []
     compiled = run_distill(teacher, PROMPTS, BLACK, tmp_path / "compiled", dataclasses.replace(cfg, compile=True),
                            progress=False)
     assert len(calls) == 2 and not compiled["skipped"]
+    # the teacher and the gradient pass (and the tangent's function, compiled once per process)
+    assert [m for m in compiled_modules if m != "function"] == ["FlowMatchingAdapter", "SanaTrigFlowStudent"]
     for a, b in zip(eager["curve"], compiled["curve"]):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
     we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")

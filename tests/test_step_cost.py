@@ -211,3 +211,44 @@ def test_real_stack_shapes_on_the_meta_device():
                                    encoder_attention_mask=torch.ones(2, 300)).sample
         out, tangent = torch.func.jvp(fn, (x,), (torch.randn_like(x),))
     assert out.shape == tangent.shape == x.shape
+
+
+def device_script_runs() -> tuple[list[str], dict[str, list[str]]]:
+    """The default run names of benchmarks/step_cost_device.sh and each run's step_cost.py arguments."""
+    import re
+    import shlex
+
+    text = (ROOT / "benchmarks" / "step_cost_device.sh").read_text().replace("\\\n", " ")
+    default = re.search(r'for r in "\$\{@:-([^}]*)\}"', text).group(1).split()
+    runs = {}
+    for line in text.splitlines():  # "run NAME LIMIT ARGS ;;", after a case label or alone on its line
+        command = re.sub(r"^[a-z-]+\)", "", line.strip()).strip()
+        if command.startswith("run "):
+            words = shlex.split(command.split(";;")[0])
+            runs[words[1]] = words[3:]
+    return default, runs
+
+
+@pytest.mark.slow
+def test_the_device_scripts_default_runs_go_through_on_the_tiny_stack(tmp_path):
+    """The prepared GPU call's default runs (their exact flags, with 3 steps per rollout on a route of 4 so that
+    the teacher's batch is sCM's, as 15 on Sana's 16), on the CPU: both steps measured, and with --compile three
+    graphs (the tangent, the student's gradient pass, the offloaded teacher), none compiled again (neither for
+    sCM nor when the teacher's weights come back at new addresses) and no graph break."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    default, runs = device_script_runs()
+    assert default == ["levers", "ahead-offload"] and set(default) <= set(runs)
+    for name in default:
+        args = runs[name]
+        args[args.index("--rollout-ahead") + 1] = "3"
+        torch._dynamo.reset()
+        counters.clear()
+        report = load_benchmark().main(["--tiny", "--device", "cpu", "--route-steps", "4", *args,
+                                        "--out", str(tmp_path / name)])
+        assert report["tbcm"]["steps_per_rollout"] == 3 and report["tbcm"]["pairs"] == report["scm"]["pairs"] == 3
+        assert report["offload_frozen"] and report["optimizer"] == "came"
+        if "--compile" in args:
+            assert counters["frames"]["total"] == counters["stats"]["unique_graphs"] == 3
+            assert not counters["graph_break"]

@@ -28,9 +28,9 @@ Long runs (issue 6):
 - `offload_frozen` keeps the text encoder and the teacher on the CPU between rollouts (tbcm.offload):
   the student's steps run without them on the device; with `rollout_ahead` K they are copied in once
   per K steps.
-- `compile` runs the tangent's JVP (loss.compiled_directional_derivative) and the teacher's calls
-  under torch.compile (models.compiled_teacher: CUDA graphs on a GPU, unless the teacher is offloaded):
-  the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
+- `compile` runs the tangent's JVP (loss.compiled_directional_derivative), the student's gradient pass
+  and the teacher's calls under torch.compile (models.compiled_teacher: CUDA graphs on a GPU, unless the
+  teacher is offloaded): the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
 - `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
   their prompts in one call), then trains K steps on the pairs: the same pairs as step by step (the
   teacher is frozen; the randomness is drawn in the same order), on K times the teacher's batch.
@@ -81,7 +81,7 @@ class DistillConfig:
     checkpoint_every: int | None = 100  # None: no checkpoints
     checkpoint_keep: int = 2  # newest checkpoints kept per fingerprint
     parallel: str = "ddp"  # ddp | fsdp: how several processes share the student (one process: no difference)
-    compile: bool = False  # torch.compile the tangent's JVP and the teacher's calls (GPU runs; compiled once per run)
+    compile: bool = False  # torch.compile the tangent's JVP, the student's gradient pass and the teacher's calls
     rollout_ahead: int = 1  # steps whose prompts one rollout serves (the teacher's batch x this; the same pairs)
     optimizer: str = "adamw"  # adamw | came (tbcm.optim: the official TBCM config's, about half AdamW's state)
     offload_frozen: bool = False  # text encoder and teacher on the CPU between rollouts (tbcm.offload)
@@ -253,6 +253,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             weight_ddp = weight.to(device)
         if state is not None:
             opt.load_state_dict(state["optimizer"])
+        if cfg.compile:  # the gradient pass (forward, checkpointed backward) fused too; the JVP pass has its own graph
+            student_ddp = torch.compile(student_ddp)
     ema = None
     if cfg.ema_decay is not None:
         from diffusers.training_utils import EMAModel
