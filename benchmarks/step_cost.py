@@ -54,6 +54,7 @@ from tbcm.atomic import write_json, write_text
 from tbcm.denoiser import split_condition
 from tbcm.machine import cpu_model
 from tbcm.models.compiled_jvp import split_conv_bias
+from tbcm.models.compiled_student import compile_gradient_pass
 from tbcm.models.compiled_teacher import MODES as TEACHER_COMPILE_MODES, CompiledTeacher
 from tbcm.models.jvp_attention import use_jvp_attention, use_stock_attention
 from tbcm.models.reference_shapes import StackShapes, sana_sprint_0p6b_shapes, tiny_shapes
@@ -663,7 +664,7 @@ def main(argv=None) -> dict:
     # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)
     plain = SanaTrigFlowStudent(stack["student_tr"])
     # --compile: the gradient pass compiled and the tangent calling the plain student, as distill.compile does
-    student = Timed(torch.compile(plain) if args.compile else plain, None, "student forward")
+    student = Timed(compile_gradient_pass(plain) if args.compile else plain, None, "student forward")
     frozen_student = Timed(plain, None, "student forward") if args.compile else None
     for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)

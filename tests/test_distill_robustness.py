@@ -285,6 +285,19 @@ def test_bad_values_are_named(change, needle):
         validate(p)
 
 
+@pytest.mark.slow
+def test_compiled_runs_of_other_shapes_in_one_process(teacher, tmp_path):
+    """A second compiled run with more pairs and longer prompts in the same process (a sweep, a test session)
+    compiles the gradient pass again for its shapes: left to guess dynamic sizes, inductor failed on this graph
+    ("cannot determine truth value of Relational", torch 2.14, CPU)."""
+    cfg = config(steps=1, checkpoint_every=None, compile=True, method={"brightness_threshold": 0.0})
+    run_distill(teacher, PROMPTS, BLACK, tmp_path / "a", cfg, progress=False)
+    other = dataclasses.replace(cfg, prompts_per_step=4, text_max_length=24)
+    compiled = run_distill(teacher, PROMPTS, BLACK, tmp_path / "b", other, progress=False)
+    eager = run_distill(teacher, PROMPTS, BLACK, tmp_path / "c", dataclasses.replace(other, compile=False), progress=False)
+    assert compiled["curve"][0]["loss"] == pytest.approx(eager["curve"][0]["loss"], rel=1e-4)
+
+
 def test_offloaded_frozen_models_train_the_same_and_are_placed_around_each_use(teacher, tmp_path, monkeypatch):
     """offload_frozen: the text encoder on the device for the uncond's encode and each step group's, the teacher
     for each rollout (here 2 rollouts of 2 steps), nothing else; the run is the resident one's bit for bit (on the
@@ -448,6 +461,33 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
         ema_shapes = [v.shape for v in x["ema"]["shadow_params"]]
         assert sorted(x["optimizer"]["state"]) == list(range(len(ema_shapes) + 2))  # student, then w_phi's two
         assert [x["optimizer"]["state"][i]["exp_avg"].shape for i in range(len(ema_shapes))] == ema_shapes
+
+
+@pytest.mark.slow
+def test_two_compiled_processes_match_one_compiled_process(teacher, tmp_path):
+    """distill.compile under `accelerate launch` with 2 CPU processes (gloo): the compiled gradient pass wraps
+    the DDP module; the run matches 1 process of the doubled batch, as the eager one does."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"].update(steps=2, prompts_per_step=2, brightness_threshold=0.0, checkpoint_every=None,
+                        compile=True)
+    (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    launch_two(tmp_path, teacher, "two")
+    two = json.loads((tmp_path / "two" / "train_log.json").read_text())
+    d = p["distill"]
+    cfg = config(steps=2, prompts_per_step=4, adaptive_weight=d["adaptive_weight"], checkpoint_every=None,
+                 compile=True, text_max_length=24, lr=d["lr"],
+                 method={"brightness_threshold": 0.0, "guidance_scales": tuple(d["guidance_scales"]),
+                         "tangent_c": d["tangent"]["c"],
+                         "r": RSchedule(d["r"]["schedule"], d["r"]["warmup_steps"], d["r"]["cooldown_start"],
+                                        d["r"]["cooldown_steps"], d["r_final"])})
+    one = run_distill(teacher, PROMPTS, BLACK, tmp_path / "one", cfg, progress=False)
+    assert two["num_processes"] == 2 and [r["step"] for r in two["curve"]] == [0, 1]
+    for a, b in zip(one["curve"], two["curve"]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
 
 
 @pytest.mark.slow

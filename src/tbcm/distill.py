@@ -52,6 +52,7 @@ from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, 
                          set_rng_state)
 from .denoiser import split_condition
 from .models.compiled_jvp import split_conv_bias
+from .models.compiled_student import compile_gradient_pass
 from .models.compiled_teacher import CompiledTeacher, teacher_compile_mode
 from .models.jvp_attention import use_jvp_attention
 from .models.sana import PromptEncoder, SanaTrigFlowStudent, load_pipeline_parts, sana_denoiser, student_from_teacher
@@ -254,7 +255,7 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         if state is not None:
             opt.load_state_dict(state["optimizer"])
         if cfg.compile:  # the gradient pass (forward, checkpointed backward) fused too; the JVP pass has its own graph
-            student_ddp = torch.compile(student_ddp)
+            student_ddp = compile_gradient_pass(student_ddp)
     ema = None
     if cfg.ema_decay is not None:
         from diffusers.training_utils import EMAModel
