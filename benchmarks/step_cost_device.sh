@@ -20,8 +20,8 @@
 #                     JVP took 192 s to compile at this shape in method-notes §9)
 #   levers            every lever at once, as one distill configuration would run: compile (the tangent and
 #                     the student's gradient pass compiled; the offloaded teacher compiled without CUDA graphs),
-#                     rollout ahead 15, CAME, TBCM's text encoder and teacher offloaded; no table (limit 430 s,
-#                     first, so that ahead-offload keeps its 150): both ratios from one run
+#                     rollout ahead 15, CAME, TBCM's text encoder and teacher offloaded; no table (limit 460 s,
+#                     first, so that ahead-offload keeps 130 s, ~95 needed): both ratios from one run
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)
@@ -60,7 +60,7 @@ for r in "${@:-levers ahead-offload}"; do
                 run compiled-steps 500 --compile --compile-teacher reduce-overhead --rollout-ahead 15 --optimizer came \
                     --steps 1 --no-table ;;
             levers)
-                run levers 430 --compile --compile-teacher default --rollout-ahead 15 --optimizer came --offload-frozen \
+                run levers 460 --compile --compile-teacher default --rollout-ahead 15 --optimizer came --offload-frozen \
                     --steps 1 --no-table ;;
             compiled-table) run compiled-table 280 --compile --table-only --table-methods processor ;;
             compiled-teacher)
