@@ -313,12 +313,21 @@ def test_offloaded_frozen_models_train_the_same_and_are_placed_around_each_use(t
         return real(self, model)
 
     monkeypatch.setattr(offload_mod.FrozenOffload, "on_device", spy)
+    real_init, unplaced_calls = offload_mod.FrozenOffload.__init__, []
+
+    def init_with_checks(self, models, device, enabled=True):  # every call of a model must be inside on_device
+        real_init(self, models, device, enabled)
+        for m in models:
+            m.register_forward_pre_hook(lambda mod, args: unplaced_calls.append(type(mod).__name__)
+                                        if self.enabled and id(mod) not in self._placed else None)
+
+    monkeypatch.setattr(offload_mod.FrozenOffload, "__init__", init_with_checks)
     cfg = config(steps=4, checkpoint_every=None, rollout_ahead=2)
     resident = run_distill(teacher, PROMPTS, BLACK, tmp_path / "resident", cfg, progress=False)
     assert placed == []
     offloaded = run_distill(teacher, PROMPTS, BLACK, tmp_path / "offloaded", dataclasses.replace(cfg, offload_frozen=True),
                             progress=False)
-    assert placed == ["encoder"] + ["encoder", "teacher"] * 2
+    assert placed == ["encoder"] + ["encoder", "teacher"] * 2 and unplaced_calls == []
     assert [r["loss"] for r in offloaded["curve"]] == [r["loss"] for r in resident["curve"]]
     assert_same_tensors(weights(tmp_path / "resident"), weights(tmp_path / "offloaded"), "exported student")
     assert (tmp_path / "offloaded" / "text_encoder").is_dir()

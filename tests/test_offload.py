@@ -50,6 +50,29 @@ def test_the_host_copy_comes_back_when_the_block_raises():
     assert pointers(teacher) == host
 
 
+def test_a_failed_copy_is_undone_and_nesting_is_refused(monkeypatch):
+    encoder, teacher = frozen_pair()
+    frozen = FrozenOffload([encoder, teacher], torch.device("cpu"))
+    host = pointers(teacher)
+    real_to, calls = torch.Tensor.to, []
+
+    def failing_to(self, *args, **kw):  # the third weight's copy runs out of memory
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("no room")
+        return real_to(self, *args, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "to", failing_to)
+    with pytest.raises(torch.OutOfMemoryError), frozen.on_device(teacher):
+        pass
+    monkeypatch.undo()
+    assert pointers(teacher) == host  # the two weights already copied are dropped again
+    with frozen.on_device(teacher):
+        with pytest.raises(RuntimeError, match="inside another model's on_device"), frozen.on_device(encoder):
+            pass
+        assert pointers(teacher) != host  # the outer model stays on the device
+
+
 def test_trainable_and_unknown_models_are_refused():
     encoder, teacher = frozen_pair()
     with pytest.raises(ValueError, match="Linear has trainable parameters"):

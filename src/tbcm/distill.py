@@ -230,7 +230,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             raise ValueError("distill.compile with parallel: fsdp is not supported (a compiled forward-mode JVP "
                              "through FSDP2's sharded modules is untested); use parallel: ddp or compile: false")
         # Eager forward-mode AD runs every op's tangent formula as separate kernels; compiled, they fuse into the
-        # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound: CUDA graphs on a GPU.
+        # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound: CUDA graphs on a GPU
+        # (unless offloaded: its weights come back at new addresses in every rollout).
         split_conv_bias(student_tr)
         split_conv_bias(teacher_tr)
         teacher = CompiledTeacher(teacher, teacher_compile_mode(device, offloaded=cfg.offload_frozen))

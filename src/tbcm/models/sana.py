@@ -231,7 +231,7 @@ def encode_prompts(
     device = next(encoder.parameters()).device
     mask = mask.to(device)
     embeds = encoder(ids.to(device), attention_mask=mask)[0]
-    mask = mask.to(embeds.device)  # an encoder moved by a call-time hook (accelerate's offload) runs elsewhere
+    mask = mask.to(embeds.device)  # a caller's call-time offload hook (diffusers' model CPU offload) may move it
     if instruction:
         keep = [0] + list(range(length - max_length + 1, length))
         embeds, mask = embeds[:, keep], mask[:, keep]
