@@ -547,8 +547,16 @@ def step_table(report: dict) -> list[str]:
               f"{_gib(b.get('optimizer_state_bytes'))} |",
               f"| first (warm-up) step, ms | {_ms(a['first_step_s'])} | | {_ms(b['first_step_s'])} | |", "",
               f"TBCM / sCM: time per trained pair **{t_ratio:.2f}x** (paper: ≤ {PAPER_TIME_RATIO}), "
-              f"peak memory **{m_ratio:.2f}x** (paper: ≤ {PAPER_MEMORY_RATIO}).", ""]
+              f"peak memory **{m_ratio:.2f}x** (paper: ≤ {PAPER_MEMORY_RATIO}).", "",
+              f"Tangent / the student's forward, on the same {pairs} pairs as the step runs both: TBCM "
+              f"**{tangent_over_forward(a):.2f}x**, sCM **{tangent_over_forward(b):.2f}x** (target ≤ 2; this forward "
+              "records for the backward, which costs a little more than the no-grad forward of the tangent table).", ""]
     return lines
+
+
+def tangent_over_forward(method_report: dict) -> float:
+    pieces = method_report["pieces"]
+    return pieces["tangent (JVP of θ⁻)"]["s"] / pieces["student forward"]["s"]
 
 
 def tangent_table(j: dict) -> list[str]:

@@ -111,6 +111,8 @@ def test_no_table_runs_only_the_steps(tmp_path):
     assert report["jvp_ratios"] is None and report["tbcm"]["pairs"] == report["scm"]["pairs"] == 2
     md = (tmp_path / "s.md").read_text()
     assert "trained pairs per step" in md and "Tangent vs forward" not in md
+    ratio = report["tbcm"]["pieces"]["tangent (JVP of θ⁻)"]["s"] / report["tbcm"]["pieces"]["student forward"]["s"]
+    assert f"the same 2 pairs as the step runs both: TBCM **{ratio:.2f}x**" in md
 
 
 def test_rollout_ahead_shares_one_rollout_over_k_steps(tmp_path, run):
