@@ -596,8 +596,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=1, help="TBCM prompts per step; sCM gets batch x (N-1) images (default 1)")
     ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
     ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the tangent call and the student's gradient pass (as distill.compile does) and the "
-                         "JVP-table calls")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the tangent call and the student's gradient pass (as distill.compile does), "
+                         "and the JVP-table calls")
     ap.add_argument("--compile-teacher", nargs="?", const="default", default=None,
                     choices=TEACHER_COMPILE_MODES,
                     help="torch.compile the teacher's calls (rollout and sCM's CFG velocity alike), in this mode "
