@@ -23,6 +23,7 @@ from tbcm.checkpoint import step_files
 from tbcm.cli import main as cli_main
 from tbcm.config import load_params, validate
 from tbcm.distill import DistillConfig, check_config, run_distill
+from tbcm.models.sana import load_pipeline_parts
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig
 
@@ -186,19 +187,26 @@ def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
     monkeypatch.setattr(loss_module, "compiled_directional_derivative", spy)
     compiled_modules, real_compile = [], torch.compile
 
-    def compile_spy(model, *args, **kw):
-        compiled_modules.append(type(model).__name__)
+    def compile_spy(model, *args, **kw):  # nn.Module.compile passes its bound _call_impl
+        compiled_modules.append(type(getattr(model, "__self__", model)).__name__)
         return real_compile(model, *args, **kw)
 
     monkeypatch.setattr(torch, "compile", compile_spy)
     cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
     eager = run_distill(teacher, PROMPTS, BLACK, tmp_path / "eager", cfg, progress=False)
     assert calls == []
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
     compiled = run_distill(teacher, PROMPTS, BLACK, tmp_path / "compiled", dataclasses.replace(cfg, compile=True),
                            progress=False)
     assert len(calls) == 2 and not compiled["skipped"]
-    # the teacher and the gradient pass (and the tangent's function, compiled once per process)
-    assert [m for m in compiled_modules if m != "function"] == ["FlowMatchingAdapter", "SanaTrigFlowStudent"]
+    # the teacher's and the student's blocks, in place (and the block JVP's function, compiled once per process)
+    layers = len(load_pipeline_parts(teacher)[0].transformer_blocks)
+    assert [m for m in compiled_modules if m != "function"] == ["SanaTransformerBlock"] * (2 * layers)
+    # three graphs in all, over both steps: the teacher's block, the student's block (training), one block's JVP
+    assert counters["stats"]["unique_graphs"] == counters["frames"]["total"] == 3 and not counters["graph_break"]
     for a, b in zip(eager["curve"], compiled["curve"]):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
     we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
@@ -207,8 +215,6 @@ def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
         torch.testing.assert_close(wc[k], we[k], rtol=1e-4, atol=1e-6)
     # with offload_frozen the compiled teacher finds its weights at new addresses in each of the 2 rollouts: the
     # same graphs as the resident compiled run (none compiled again), the same run
-    from torch._dynamo.utils import counters
-
     graphs = counters["stats"]["unique_graphs"]
     again = run_distill(teacher, PROMPTS, BLACK, tmp_path / "again", dataclasses.replace(cfg, compile=True),
                         progress=False)

@@ -30,7 +30,8 @@ Long runs (issue 6):
   per K steps.
 - `compile` runs the tangent's JVP (loss.compiled_directional_derivative), the student's gradient pass
   and the teacher's calls under torch.compile (models.compiled_teacher: CUDA graphs on a GPU, unless the
-  teacher is offloaded): the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
+  teacher is offloaded), one transformer block compiled for all 28 where it can (tbcm.regional_jvp,
+  models.compiled_student): the same maths, fused kernels (docs/step-cost.md); not with `parallel: fsdp`.
 - `rollout_ahead` K rolls the teacher out once for the prompts of K consecutive steps (and encodes
   their prompts in one call), then trains K steps on the pairs: the same pairs as step by step (the
   teacher is frozen; the randomness is drawn in the same order), on K times the teacher's batch.
@@ -234,7 +235,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         # (unless offloaded: its weights come back at new addresses in every rollout).
         split_conv_bias(student_tr)
         split_conv_bias(teacher_tr)
-        teacher = CompiledTeacher(teacher, teacher_compile_mode(device, offloaded=cfg.offload_frozen))
+        teacher = CompiledTeacher(teacher, teacher_compile_mode(device, offloaded=cfg.offload_frozen),
+                                  transformer=teacher_tr)
         method = replace(method, compile_tangent=True)
     groups = [{"params": student_params, "lr": cfg.lr}]
     if cfg.adaptive_weight:
@@ -255,8 +257,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             weight_ddp = weight.to(device)
         if state is not None:
             opt.load_state_dict(state["optimizer"])
-        if cfg.compile:  # the gradient pass (forward, checkpointed backward) fused too; the JVP pass has its own graph
-            student_ddp = compile_gradient_pass(student_ddp)
+        if cfg.compile:  # the gradient pass (forward, checkpointed backward) fused too: its blocks, in place
+            compile_gradient_pass(student)
     ema = None
     if cfg.ema_decay is not None:
         from diffusers.training_utils import EMAModel

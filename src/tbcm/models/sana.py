@@ -34,6 +34,7 @@ from diffusers import SanaTransformer2DModel
 from torch import nn
 
 from ..denoiser import Condition, FlowMatchingAdapter
+from ..regional_jvp import Regions
 
 PROMPT_EMBEDS = "prompt_embeds"
 PROMPT_MASK = "prompt_attention_mask"
@@ -106,6 +107,14 @@ class SanaTrigFlowStudent(FlowMatchingAdapter):
     @property
     def transformer(self) -> SanaTransformer2DModel:
         return self.velocity.transformer
+
+    @property
+    def jvp_regions(self) -> Regions:
+        """The 28 (config.num_layers) blocks for `loss.compiled_directional_derivative`, compiled once: a block
+        is called as block(hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask,
+        timestep, height, width), and along (x_t, t) only the hidden states and the timestep modulation carry
+        a tangent (the text embeddings and masks come from the prompt)."""
+        return Regions(self.transformer, "transformer_blocks", dual=(0, 4))
 
 
 def _teacher_key_to_student(key: str) -> str:
