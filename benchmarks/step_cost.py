@@ -169,6 +169,10 @@ class Timed(torch.nn.Module):
         super().__init__()
         self.inner, self.meter, self.name = inner, meter, name
 
+    @property
+    def jvp_regions(self):  # the student's blocks, for the loss's regional JVP (AttributeError if it has none)
+        return self.inner.jvp_regions
+
     def forward(self, *args, **kw):
         if torch.compiler.is_compiling():  # traced inside a compiled piece (the tangent): timed there
             return self.inner(*args, **kw)
@@ -280,12 +284,11 @@ def placed(frozen: FrozenOffload | None, model, meter: Meter):
             use.__exit__(None, None, None)
 
 
-def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed",
-               frozen_student: "Timed | None" = None):
+def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_memory, steps: int, student: "Timed"):
     """Warm-up step(s) then `steps` timed steps; returns per-step means of every piece. `student` (the timed
     student wrapper) is shared by both methods, so a compiled tangent, guarded on it, compiles once. With
-    --compile `student` is the compiled gradient pass and `frozen_student` the plain student the tangent calls,
-    as in distill.
+    --compile its blocks are compiled in place (the gradient pass) and the tangent goes block by block through
+    the loss's compiled JVP, as in distill.
 
     TBCM with --rollout-ahead K (distill.rollout_ahead): the timed unit is K steps served by one rollout (their
     prompts encoded in one call, then K student steps); its times and pairs are divided by K, its peak is the
@@ -314,10 +317,7 @@ def run_method(method: str, stack, shapes, args, device, encode, uncond, meter_m
                     "teacher rollout" if method == "tbcm" else "teacher CFG velocity")
     for i in range(args.warmup + steps):
         meter = teacher.meter = student.meter = Meter(meter_memory)
-        if frozen_student is not None:
-            frozen_student.meter = meter
         kw, handles = step_hooks(meter, opt)
-        kw["frozen"] = frozen_student
         prompts = random_prompts(args.batch * ahead if method == "tbcm" else pairs, gen)
         images = None
         if method == "scm":  # the "data": random images, not counted (a data loader's job)
@@ -396,7 +396,6 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
     cfg = MethodConfig(route_steps=args.route_steps, brightness_threshold=0.0)
     gen = torch.Generator().manual_seed(2)
     autocast = autocast_for(device, args.precision)
-    compile_fn = torch.compile if args.compile else (lambda f: f)
     with torch.no_grad(), autocast:
         cond = encode(random_prompts(args.batch, gen))
         (pairs,), _ = tbcm_pairs_ahead(sana_denoiser(stack["teacher_tr"]), [cond], uncond, shapes.latent_shape, cfg,
@@ -420,7 +419,7 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
         with torch.no_grad(), autocast:
             # the reference tangent: eager forward-mode AD on the math backend (not timed)
             reference = loss_module.directional_derivative(fn, primals, tangents, "jvp")[1].float()
-            forward = compile_fn(fn)
+            forward = fn  # with --compile main() has compiled the student's blocks in place (the gradient pass)
             t_fwd, _ = timeit(lambda: forward(*primals))
             profiles = {"forward": profile_call(lambda: forward(*primals), device)} if profile else {}
             for method in [m for m in JVP_METHODS if m in methods]:
@@ -429,7 +428,11 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
                 else:
                     use_stock_attention(student_tr)
                 lib = "finite_difference" if method == "finite_difference" else "jvp"
-                tangent_fn = compile_fn(lambda p, v, lib=lib: loss_module.directional_derivative(fn, p, v, lib))
+                if args.compile:  # as distill.compile runs it: block by block (tbcm.regional_jvp)
+                    tangent_fn = (lambda p, v, lib=lib: loss_module.compiled_directional_derivative(
+                        fn, p, v, lib, regions=student.jvp_regions))
+                else:
+                    tangent_fn = lambda p, v, lib=lib: loss_module.directional_derivative(fn, p, v, lib)  # noqa: E731
                 t0 = time.perf_counter()
                 try:
                     seconds, (_, dF) = timeit(lambda: tangent_fn(primals, tangents))
@@ -660,7 +663,8 @@ def main(argv=None) -> dict:
         split_conv_bias(stack["student_tr"])
         split_conv_bias(stack["teacher_tr"])
     if args.compile_teacher:
-        stack["teacher_compiled"] = CompiledTeacher(sana_denoiser(stack["teacher_tr"]), args.compile_teacher)
+        stack["teacher_compiled"] = CompiledTeacher(sana_denoiser(stack["teacher_tr"]), args.compile_teacher,
+                                                    transformer=stack["teacher_tr"])
     encode, text_tokens = text_encoder_fn(stack, shapes)
     with autocast_for(device, precision):
         uncond = encode.uncond()  # the empty prompt without the instruction (SanaPipeline's negative branch)
@@ -672,13 +676,13 @@ def main(argv=None) -> dict:
                   checkpointing=not args.no_checkpointing, steps=args.steps, warmup=args.warmup, text_tokens=text_tokens)
     # one student wrapper for both methods (a compiled tangent is guarded on the module it closes over)
     plain = SanaTrigFlowStudent(stack["student_tr"])
-    # --compile: the gradient pass compiled and the tangent calling the plain student, as distill.compile does
-    student = Timed(compile_gradient_pass(plain) if args.compile else plain, None, "student forward")
-    frozen_student = Timed(plain, None, "student forward") if args.compile else None
+    if args.compile:  # the gradient pass: its blocks compiled in place, as distill.compile does
+        compile_gradient_pass(plain)
+    student = Timed(plain, None, "student forward")
     for method in () if args.table_only else ("tbcm", "scm"):
         print(f"{method} steps ...", file=sys.stderr)
         r = report[method] = run_method(method, stack, shapes, args, device, encode, uncond, memory, args.steps,
-                                        student, frozen_student)
+                                        student)
         pieces = ", ".join(f"{name} {_ms(p['s'])}" for name, p in r["pieces"].items())
         print(f"  {method}: {_ms(r['step_s'])} ms/step ({_ms(r['step_s'] / r['pairs'])} per pair), peak "
               f"{_gib(r['peak_bytes'])} GiB, first step {_ms(r['first_step_s'])} ms; {pieces}", file=sys.stderr, flush=True)

@@ -14,14 +14,15 @@
 #   ahead-offload     as ahead, with CAME for both and TBCM's text encoder and teacher on the CPU between
 #                     rollouts (distill.offload_frozen): the memory configuration (limit 150 s)
 #   compiled-steps    both training steps as the project would run them at scale: distill.compile (the
-#                     tangent and the student's gradient pass compiled, the teacher's calls compiled with CUDA
-#                     graphs), rollout ahead 15 (one
-#                     teacher graph serves both methods), CAME for both; no table (limit 500 s: the compiled
-#                     JVP took 192 s to compile at this shape in method-notes §9)
-#   levers            every lever at once, as one distill configuration would run: compile (the tangent and
-#                     the student's gradient pass compiled; the offloaded teacher compiled without CUDA graphs),
-#                     rollout ahead 15, CAME, TBCM's text encoder and teacher offloaded; no table (limit 460 s,
-#                     first, so that ahead-offload keeps 130 s, ~95 needed): both ratios from one run
+#                     tangent and the student's gradient pass compiled block by block, the teacher's calls
+#                     compiled whole with CUDA graphs), rollout ahead 15 (one teacher graph serves both
+#                     methods), CAME for both; no table (limit 500 s: the whole compiled JVP took 192 s to
+#                     compile at this shape in method-notes §9; block by block it was 4x faster on the CPU)
+#   levers            every lever at once, as one distill configuration would run: compile (the tangent, the
+#                     student's gradient pass and the offloaded teacher, one block compiled for all 28; the
+#                     teacher without CUDA graphs), rollout ahead 15, CAME, TBCM's text encoder and teacher
+#                     offloaded; no table (limit 460 s, first, so that ahead-offload keeps 130 s, ~95 needed):
+#                     both ratios from one run
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)

@@ -235,8 +235,9 @@ def device_script_runs() -> tuple[list[str], dict[str, list[str]]]:
 def test_the_device_scripts_default_runs_go_through_on_the_tiny_stack(tmp_path):
     """The prepared GPU call's default runs (their exact flags, with 3 steps per rollout on a route of 4 so that
     the teacher's batch is sCM's, as 15 on Sana's 16), on the CPU: both steps measured, and with --compile three
-    graphs (the tangent, the student's gradient pass, the offloaded teacher), none compiled again (neither for
-    sCM nor when the teacher's weights come back at new addresses) and no graph break."""
+    graphs, each one transformer block (the tangent's block JVP, the student's block in the gradient pass, the
+    offloaded teacher's block), none compiled again (neither for sCM, nor for the first block's input, nor when
+    the teacher's weights come back at new addresses) and no graph break."""
     import torch
     from torch._dynamo.utils import counters
 
