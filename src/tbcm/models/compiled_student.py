@@ -3,8 +3,9 @@
 The pass is the student's forward with its checkpointed backward, the largest piece of a step after the
 rollout (docs/step-cost.md); compiled, its elementwise kernels fuse as the tangent's do. Its 28 blocks are
 compiled in place (regional compilation, as diffusers' `compile_repeated_blocks`: one graph serves every
-block): compiling the whole student took 230 s on the CPU at Sana-Sprint 0.6B (28 blocks, 2 threads, bf16,
-checkpointed), the blocks 63 s; the embeddings and the output norm around them stay eager. In place, the
+block): compiling the whole student took 173 s on the CPU at Sana-Sprint 0.6B (28 blocks, 1024 tokens, 2
+threads, bf16, checkpointed), the blocks 48 s, running 8% slower there (benchmarks/compile_time.py,
+docs/compile-time/cpu.md); the embeddings and the output norm around them stay eager. In place, the
 blocks run compiled however the student is called (plain, through DDP, under checkpointing, inside the
 loss's compiled block JVP, where Dynamo inlines them), and its parameters and state dict are unchanged.
 
