@@ -153,10 +153,13 @@ def regional_jvp(
 
     dual, d_dual, aux = torch.func.jvp(head, primals, tangents, has_aux=True)
     rest = tuple(aux.get(i, consts.get(i)) for i in range(len(aux) + len(consts) + len(positions)))
-    # The head's hidden states are a transposed view (Sana's patch embedding flattens then transposes) while the
-    # blocks return contiguous ones: without this copy the first block's strides would compile a second graph.
-    dual, d_dual = tuple(a.contiguous() for a in dual), tuple(a.contiguous() for a in d_dual)
-    h, dh = dual[0], d_dual[0]
+    # The head's hidden states may be a transposed view (Sana's patch embedding flattens, then transposes) while
+    # the blocks return contiguous ones: the first block gets the same layout (a copy), or it would compile a
+    # second graph for its strides. Its dtype is left as the model makes it: under bf16 autocast an fp32
+    # student's embedding is bf16 and its blocks' outputs fp32 (the fp32 modulation promotes them), which costs
+    # the first block a second graph; upcasting its input would save that compile but change its rounding
+    # (1.6e-3 relative on the tiny student's bf16 tangent), and the compiled run should be the eager one.
+    h, dh = dual[0].contiguous(), d_dual[0].contiguous()
     for block in blocks:
         h, dh = block_fn(block, (h, *dual[1:]), (dh, *d_dual[1:]), rest, positions)
 

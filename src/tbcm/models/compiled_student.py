@@ -28,7 +28,9 @@ def compile_sana_blocks(transformer) -> int:
     """Compile a SanaTransformer2DModel's blocks in place (the embeddings and output norm stay eager); returns how
     many. Its patch embedding returns a transposed view (flatten, then transpose) while every block returns a
     contiguous tensor, so the first block would compile a second graph for its input's strides; a forward hook
-    makes the embedding's output contiguous (one copy of the hidden states per call; the values are the same)."""
+    makes the embedding's output contiguous (one copy of the hidden states per call; the values are the same).
+    Under bf16 autocast an fp32 student's first block still compiles a second graph, for its input's dtype (the
+    embedding's bf16 against the blocks' fp32 outputs): upcasting it would change that block's rounding."""
     if not getattr(transformer.patch_embed, "_tbcm_contiguous", False):
         transformer.patch_embed.register_forward_hook(_contiguous)
         transformer.patch_embed._tbcm_contiguous = True
