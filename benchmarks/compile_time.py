@@ -169,7 +169,7 @@ def main(argv=None) -> dict:
     if bad or not calls or not ways:
         raise SystemExit(f"--calls / --ways: unknown or empty {bad}; expected some of {list(CALLS)} / {list(WAYS)}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from step_cost import device_name
+    from step_cost import device_name, publish
 
     env = {**os.environ, "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
     shape = (f"{'tiny Sana' if args.tiny else 'Sana-Sprint 0.6B width'}, {args.layers} blocks, batch {args.batch}, "
@@ -192,13 +192,7 @@ def main(argv=None) -> dict:
                 row = {"call": call, "way": way, "error": f"cut at {args.timeout} s"}
             report["runs"].append(row)
             print(f"  {row}", file=sys.stderr, flush=True)
-    text = markdown(report)
-    print(text)
-    if args.out:
-        from tbcm.atomic import write_json, write_text
-
-        write_json(f"{args.out}.json", report)
-        write_text(f"{args.out}.md", text)
+    publish(report, markdown(report), args.out)
     return report
 
 

@@ -690,12 +690,16 @@ def main(argv=None) -> dict:
         print("tangent vs forward ...", file=sys.stderr)
     report["jvp_ratios"] = None if args.no_table else jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
                                       table_methods, profile=args.profile)
-    text = markdown(report)
-    print(text)
-    if args.out:
-        write_json(f"{args.out}.json", report)
-        write_text(f"{args.out}.md", text)
+    publish(report, markdown(report), args.out)
     return report
+
+
+def publish(report: dict, text: str, out: str | None) -> None:
+    """The tables on stdout and, with --out, OUT.md and OUT.json, each written atomically."""
+    print(text)
+    if out:
+        write_json(f"{out}.json", report)
+        write_text(f"{out}.md", text)
 
 
 if __name__ == "__main__":

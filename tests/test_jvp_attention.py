@@ -149,10 +149,10 @@ def test_autocast_tangent_is_computed_in_float32():
 PROMPT_LEN, CH, SIDE = 7, 8, 4
 
 
-def tiny_student(dtype=torch.float32):
+def tiny_student(dtype=torch.float32, layers=2):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        teacher = SanaTransformer2DModel(**tiny_sana_config(hidden=32, layers=2, heads=2, in_channels=CH,
+        teacher = SanaTransformer2DModel(**tiny_sana_config(hidden=32, layers=layers, heads=2, in_channels=CH,
                                                             sample_size=SIDE, caption_channels=16)).eval()
     student = student_from_teacher(teacher).eval().to(dtype)
     with torch.no_grad():  # a non-zero guidance MLP, so every input matters

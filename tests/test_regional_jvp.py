@@ -12,41 +12,25 @@ import tbcm.regional_jvp as regional
 from tbcm.loss import directional_derivative, ode_tangents
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention
-from tbcm.models.sana import SanaTrigFlowStudent, student_from_teacher, tiny_sana_config
+from tbcm.models.sana import SanaTrigFlowStudent
 from tbcm.regional_jvp import Regions, block_jvp, regional_jvp
-
-PROMPT_LEN, CH, SIDE = 7, 8, 4
-
+from test_jvp_attention import PROMPT_LEN, tiny_student
+from test_jvp_attention import pairs as attention_pairs
 
 def rel(a, b):
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 def student(dtype=torch.float32, layers=3):
-    from diffusers import SanaTransformer2DModel
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        teacher = SanaTransformer2DModel(**tiny_sana_config(hidden=32, layers=layers, heads=2, in_channels=CH,
-                                                            sample_size=SIDE, caption_channels=16)).eval()
-    st = student_from_teacher(teacher).eval().to(dtype)
-    with torch.no_grad():  # a non-zero guidance MLP, so the guidance path is exercised too
-        lin2 = st.time_embed.guidance_embedder.linear_2
-        lin2.weight.copy_(0.05 * torch.randn(lin2.weight.shape, generator=torch.Generator().manual_seed(1)))
-    use_jvp_attention(st)
-    return SanaTrigFlowStudent(st.requires_grad_(False))
+    """test_jvp_attention's tiny student (a non-zero guidance MLP) with 3 blocks and the JVP processor."""
+    model = tiny_student(dtype, layers)
+    use_jvp_attention(model)
+    return SanaTrigFlowStudent(model)
 
 
-def pairs(dtype=torch.float32, n=3):
-    g = torch.Generator().manual_seed(2)
-    x_t = 0.5 * torch.randn(n, CH, SIDE, SIDE, generator=g, dtype=torch.float64)
-    t = torch.tensor([0.3, 0.9, 1.4][:n], dtype=torch.float64)
-    dxdt = 0.5 * torch.randn(n, CH, SIDE, SIDE, generator=g, dtype=torch.float64)
-    mask = torch.ones(n, PROMPT_LEN, dtype=torch.long)
-    mask[0, 3:] = 0  # a padded prompt: the cross-attention bias matters
-    cond = {"prompt_embeds": torch.randn(n, PROMPT_LEN, 16, generator=g, dtype=torch.float64).to(dtype),
-            "prompt_attention_mask": mask, "guidance": torch.tensor([4.0, 4.5, 5.0][:n], dtype=dtype)}
-    return ode_tangents(x_t.to(dtype), t.to(dtype), dxdt.to(dtype)), cond
+def pairs(dtype=torch.float32):
+    (x_t, t, dxdt), cond = attention_pairs(dtype)  # padded prompts: the cross-attention bias matters
+    return ode_tangents(x_t, t, dxdt), cond
 
 
 def test_chained_jvp_equals_the_whole_models_float64():

@@ -4,21 +4,18 @@ a GPU run's business, docs/step-cost.md.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark as load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("step_cost", ROOT / "benchmarks" / "step_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("step_cost")
 
 
 @pytest.fixture(scope="module")
