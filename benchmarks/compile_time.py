@@ -141,7 +141,8 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
-    ap.add_argument("--tiny", action="store_true", help="the tests' tiny Sana (hidden 32) instead of Sana-Sprint 0.6B's width")
+    ap.add_argument("--tiny", action="store_true",
+                    help="the tests' tiny Sana (hidden 32) instead of Sana-Sprint 0.6B's width")
     ap.add_argument("--layers", type=int, default=None, help="transformer blocks (default 28; --tiny: 2)")
     ap.add_argument("--batch", type=int, default=1, help="pairs per call (default 1)")
     ap.add_argument("--side", type=int, default=None, help="latent side (default 32, 1024 px; --tiny: 4)")

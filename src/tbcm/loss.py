@@ -81,8 +81,8 @@ def compiled_directional_derivative(fn, primals, tangents, method: str = "jvp", 
 
     With `regions` (the model's repeated blocks, `tbcm.regional_jvp`) the JVP compiles one block and chains
     it through all of them instead of compiling the whole call, whose compile time grows faster than the
-    depth (28 Sana blocks: 160 s against 38 s block by block on the CPU, docs/compile-time/cpu.md); the finite difference then calls
-    the model with its blocks compiled in place.
+    depth (28 Sana blocks: 160 s against 38 s block by block on the CPU, docs/compile-time/cpu.md); the
+    finite difference then calls the model with its blocks compiled in place.
     """
     if regions is not None:
         if method == "jvp":

@@ -3,10 +3,10 @@
 Why. `torch.compile` of the whole JVP call (`loss.compiled_directional_derivative`) traces all blocks into
 one graph, and its compile time grows faster than the depth: at Sana-Sprint 0.6B's width on the CPU
 (2 threads, bf16 autocast, a few tokens) 45 s for 2 blocks, 49 s for 8, 181 s for the real model's 28; on an
-H100 192 s (method-notes §9). Block by block it compiled in 38 s against 160 s for the whole call, and ran
-within 2% of it (CPU, 1024 tokens; benchmarks/compile_time.py, docs/compile-time/cpu.md). The blocks share their code and shapes, so one compiled block JVP can serve all of them,
-which is what regional compilation does for forward passes (PyTorch's recipe; diffusers'
-`compile_repeated_blocks`). That recipe compiles each block module and calls the model as usual, which
+H100 192 s (method-notes §9). The blocks share their code and shapes, so one compiled block JVP can serve
+all of them, which is what regional compilation does for forward passes (PyTorch's recipe; diffusers'
+`compile_repeated_blocks`): block by block the JVP compiled in 38 s against 160 s for the whole call, and
+ran within 2% of it (CPU, 1024 tokens; benchmarks/compile_time.py, docs/compile-time/cpu.md). That recipe compiles each block module and calls the model as usual, which
 does not work under forward-mode AD: Dynamo does not compile a function called inside `torch.func.jvp`, it
 runs eagerly. So the JVP is taken in parts, chained (the chain rule):
 
@@ -50,7 +50,8 @@ class Regions:
         if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
             raise ValueError(f"{type(self.owner).__name__}.{self.attr} must be a non-empty nn.ModuleList of blocks")
         if not self.dual or self.dual[0] != 0 or list(self.dual) != sorted(set(self.dual)):
-            raise ValueError(f"dual must be increasing argument positions starting with 0 (the hidden states), got {self.dual}")
+            raise ValueError("dual must be increasing argument positions starting with 0 (the hidden states), "
+                             f"got {self.dual}")
 
     @property
     def blocks(self) -> nn.ModuleList:

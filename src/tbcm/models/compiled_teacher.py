@@ -7,8 +7,9 @@ therefore replays CUDA graphs (inductor's "reduce-overhead"), which launch a who
 replay overwrites the graph's output buffer, so each call starts a new graph step and returns a copy:
 the rollout keeps every step's dx/dt. Elsewhere (the CPU, or an offloaded teacher) it is plain
 `torch.compile`, and given the teacher's transformer it compiles its blocks in place instead of the whole
-call (regional compilation, `models.compiled_student.compile_sana_blocks`): at Sana-Sprint 0.6B on the CPU 16 s against
-60 s for the whole call (docs/compile-time/cpu.md). CUDA graphs keep the whole call, one graph launched at once.
+call (regional compilation, `models.compiled_student.compile_sana_blocks`): at Sana-Sprint 0.6B on the CPU
+16 s against 60 s for the whole call (docs/compile-time/cpu.md). CUDA graphs keep the whole call, one graph
+launched at once.
 """
 
 from __future__ import annotations
