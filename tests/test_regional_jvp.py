@@ -14,11 +14,8 @@ from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.jvp_attention import use_jvp_attention
 from tbcm.models.sana import SanaTrigFlowStudent
 from tbcm.regional_jvp import Regions, block_jvp, regional_jvp
-from test_jvp_attention import PROMPT_LEN, tiny_student
+from test_jvp_attention import PROMPT_LEN, rel, tiny_student
 from test_jvp_attention import pairs as attention_pairs
-
-def rel(a, b):
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 def student(dtype=torch.float32, layers=3):
