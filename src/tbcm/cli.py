@@ -159,6 +159,26 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _sample(args) -> int:
+    from .eval.sample import check_steps, read_prompts, sample_grid
+    from .models.sana import prompt_encoding
+
+    p = _params(args)
+    prompts = read_prompts(args.prompt or (), args.prompts_file)  # bad input stops before any model loads
+    if not (Path(args.model) / "model_index.json").is_file():
+        raise ValueError(f"{args.model} is not a diffusers pipeline folder (no model_index.json)")
+    kind = json.loads((Path(args.model) / "model_index.json").read_text()).get("_class_name")
+    steps = check_steps(args.steps or ([p["sample"]["teacher_steps"]] if kind == "SanaPipeline" else p["sample"]["steps"]))
+    tokens, instruction = prompt_encoding(p["source"])  # as the distillation and the evaluation encode them
+    info = sample_grid(args.model, prompts, steps, args.out,
+                       guidance=p["sample"]["guidance"] if args.guidance is None else args.guidance,
+                       seed=p["sample"]["seed"] if args.seed is None else args.seed,
+                       text_max_length=args.text_max_length or tokens, instruction=instruction,
+                       images_dir=args.images, device=args.device)
+    _print({k: info[k] for k in ("model", "kind", "steps", "guidance", "seed", "grid", "images")})
+    return 0
+
+
 def _eval_reference(args) -> int:
     from .eval.fid import inception_extractor
     from .eval.reference import reference_features
@@ -330,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt tokens for the model's text encoder (default: by params' source, as the distillation "
                         "reads them: 300 after Sana's complex human instruction for sana, 24 for the world)")
     eval_flags(s, samples_required=True)
+    s = stage("sample", _sample, "sample a teacher or student folder for your own prompts at several step counts: "
+                                 "one PNG grid, a row per prompt, a column per step count")
+    s.add_argument("--model", required=True, help="SanaPipeline (teacher) or SanaSprintPipeline (student) folder")
+    s.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt (repeat for several)")
+    s.add_argument("--prompts-file", default=None, help="text file, one prompt per line (after any --prompt)")
+    s.add_argument("--steps", type=int, nargs="+", default=None,
+                   help="step counts, one column each (default: sample.steps for a student, "
+                        "sample.teacher_steps for a teacher)")
+    s.add_argument("--guidance", type=float, default=None, help="guidance scale (default: sample.guidance)")
+    s.add_argument("--seed", type=int, default=None, help="noise seed (default: sample.seed)")
+    s.add_argument("--text-max-length", type=int, default=None,
+                   help="prompt tokens (default: by params' source, as the distillation reads them)")
+    s.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    s.add_argument("--images", default=None, metavar="DIR", help="also save each image, as DIR/<k>_step/<row>.png")
+    s.add_argument("--out", required=True, help="grid PNG; what it shows is recorded beside it in the same name .json")
     s = stage("eval-reference", _eval_reference, "compute (or find cached) the FID reference features of a set")
     s.add_argument("--data", required=True, help="MJHQ-layout folder (the world: its data/eval)")
     s.add_argument("--judge", default=None, help="the world's judge folder (embedded world)")

@@ -22,8 +22,9 @@ def image_grid(
     caption_lines: int = 4,
     title: str | None = None,
 ) -> Path:
-    """Save uint8 [N, H, W, 3] images as a grid PNG (upscaled to `cell` px, nearest neighbour so small
-    images stay crisp), each with its caption wrapped underneath. Written atomically."""
+    """Save uint8 [N, H, W, 3] images as a grid PNG, each resized to `cell` px (nearest neighbour when enlarged,
+    so small images stay crisp; Lanczos when shrunk, which nearest would alias) with its caption wrapped
+    underneath. Written atomically."""
     imgs = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     n = len(imgs)
     if n == 0:
@@ -42,7 +43,8 @@ def image_grid(
     for k in range(n):
         r, c = divmod(k, ncol)
         x0, y0 = 4 + c * (cell + 4), top + 4 + r * (cell + cap_h + 4)
-        canvas.paste(Image.fromarray(imgs[k]).resize((cell, cell), Image.NEAREST), (x0, y0))
+        shrink = imgs[k].shape[0] > cell
+        canvas.paste(Image.fromarray(imgs[k]).resize((cell, cell), Image.LANCZOS if shrink else Image.NEAREST), (x0, y0))
         if captions is not None:
             lines = textwrap.wrap(str(captions[k]), width_chars)[:caption_lines]
             for j, line in enumerate(lines):
