@@ -410,11 +410,13 @@ def launch_two(tmp_path, teacher: Path, out: str, *extra: str, params: str = "p2
 def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_path, parallel):
     """`accelerate launch` with 2 CPU processes (gloo) of B = 2 prompts against 1 process of 4 prompts,
     through the CLI, the student replicated (DDP) or sharded (FSDP2): same per-step loss, gradient
-    norm and filter drops, same final weights. Sharded, a run resumed from its step-2 checkpoint
-    ends bit for bit where the uninterrupted one did."""
+    norm and filter drops, same final weights. Sharded, with rollout_ahead 3 (rollouts of steps {0, 1, 2}
+    and {3}), a run resumed from its step-2 checkpoint, which holds each process's pairs of step 2, ends
+    bit for bit where the uninterrupted one did."""
+    ahead = 3 if parallel == "fsdp" else 1
     p = load_params(ROOT / "workflow" / "smoke.yaml")
     p["distill"].update(steps=4, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=True, ema_decay=0.9,
-                        checkpoint_every=2, parallel=parallel)
+                        checkpoint_every=2, parallel=parallel, rollout_ahead=ahead)
     (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
     (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
     torch.save(BLACK, tmp_path / "black.pt")
@@ -424,7 +426,7 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
 
     d = p["distill"]
     cfg = config(steps=4, prompts_per_step=4, adaptive_weight=True, ema_decay=0.9, checkpoint_every=None,
-                 text_max_length=24, lr=d["lr"],
+                 text_max_length=24, lr=d["lr"], rollout_ahead=ahead,
                  method={"guidance_scales": tuple(d["guidance_scales"]), "tangent_c": d["tangent"]["c"],
                          "r": RSchedule(d["r"]["schedule"], d["r"]["warmup_steps"], d["r"]["cooldown_start"],
                                         d["r"]["cooldown_steps"], d["r_final"])})
@@ -462,6 +464,9 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
         (folder,) = (tmp_path / "two.ckpt").iterdir()
         steps = dict(step_files(folder))
         assert sorted(steps) == [2, 4]
+        pending = torch.load(steps[2], weights_only=True)["pending"]
+        assert [len(p) for p in pending] == [1, 1]  # step 2's pairs of each process, written by the main one
+        assert [p[0]["x_t"].shape[0] for p in pending] == [2 * 3, 2 * 3]  # 2 prompts x 3 pairs (route of 4)
         launch_two(tmp_path, teacher, "resumed", "--resume", str(steps[2]))
         assert json.loads((tmp_path / "resumed" / "train_log.json").read_text())["resumed_from"]["step"] == 2
         assert_same_tensors(weights(tmp_path / "two"), weights(tmp_path / "resumed"), "exported student")

@@ -295,11 +295,12 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         curves = TrainingCurves(live_dir, history)
 
     def save_checkpoint(next_step: int) -> None:
-        procs, ahead = [rng_state()], [[p.state() for p in pending]]
-        if world > 1:
-            from accelerate.utils import gather_object
-
-            procs, ahead = gather_object(procs), gather_object(ahead)
+        mine = (rng_state(), [p.state() for p in pending])
+        theirs = [mine]
+        if world > 1:  # to the main process alone, which writes them: up to K steps' pairs per process
+            theirs = [None] * world if main else None
+            torch.distributed.gather_object(mine, theirs, dst=0)
+        procs, ahead = ([r for r, _ in theirs], [a for _, a in theirs]) if main else (None, None)
         if sharded:  # collectives: every process gathers, the main one writes
             weights = {"student": sharding.full_state(student_tr, main), "weight": sharding.full_state(weight, main),
                        "optimizer": sharding.full_optimizer_state(opt, main),
