@@ -53,6 +53,7 @@ import tbcm.loss as loss_module
 from tbcm.atomic import write_json, write_text
 from tbcm.denoiser import split_condition
 from tbcm.machine import cpu_model
+from tbcm.models.compile_report import compile_stats, describe, set_recompile_limit
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.compiled_student import compile_gradient_pass
 from tbcm.models.compiled_teacher import MODES as TEACHER_COMPILE_MODES, CompiledTeacher
@@ -523,6 +524,8 @@ def markdown(report: dict) -> str:
              f"text encoder sequence {report['text_tokens']} tokens (instruction prefix, word-level count, + prompt); "
              f"mean of {report['steps']} step(s) after "
              f"{report['warmup']} warm-up.", ""]
+    if report.get("dynamo"):
+        lines += [f"torch.compile: {describe(report['dynamo'])}.", ""]
     if "tbcm" in report:
         lines += step_table(report)
     if report["jvp_ratios"] is not None:
@@ -660,6 +663,8 @@ def main(argv=None) -> dict:
     if args.jvp == "processor":
         use_jvp_attention(stack["student_tr"])
     if args.compile or args.compile_teacher:  # torch 2.11's inductor cannot compile a biased conv's JVP
+        set_recompile_limit(fail=True)  # an eager fallback would be reported as compiled speed
+        compiled_since = compile_stats()
         split_conv_bias(stack["student_tr"])
         split_conv_bias(stack["teacher_tr"])
     if args.compile_teacher:
@@ -690,6 +695,7 @@ def main(argv=None) -> dict:
         print("tangent vs forward ...", file=sys.stderr)
     report["jvp_ratios"] = None if args.no_table else jvp_ratios(stack, shapes, args, device, encode, uncond, memory, args.jvp_repeats,
                                       table_methods, profile=args.profile)
+    report["dynamo"] = compile_stats(since=compiled_since) if args.compile or args.compile_teacher else None
     publish(report, markdown(report), args.out)
     return report
 

@@ -207,6 +207,7 @@ def test_compiled_run_trains_the_same_maths(teacher, tmp_path, monkeypatch):
     assert [m for m in compiled_modules if m != "function"] == ["SanaTransformerBlock"] * (2 * layers)
     # three graphs in all, over both steps: the teacher's block, the student's block (training), one block's JVP
     assert counters["stats"]["unique_graphs"] == counters["frames"]["total"] == 3 and not counters["graph_break"]
+    assert (compiled["compile"]["graphs"], compiled["compile"]["graph_breaks"]) == (3, 0) and eager["compile"] is None
     for a, b in zip(eager["curve"], compiled["curve"]):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
     we, wc = weights(tmp_path / "eager"), weights(tmp_path / "compiled")

@@ -18,6 +18,16 @@ def load_benchmark():
     return load_script("step_cost")
 
 
+@pytest.fixture(autouse=True)
+def dynamo_config_restored():
+    """`step_cost.py --compile` makes Dynamo's recompile limit strict for its process; a test is not that process."""
+    import torch
+
+    c = torch._dynamo.config
+    with c.patch(recompile_limit=c.recompile_limit, fail_on_recompile_limit_hit=c.fail_on_recompile_limit_hit):
+        yield
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     bench = load_benchmark()
@@ -253,3 +263,8 @@ def test_the_device_scripts_default_runs_go_through_on_the_tiny_stack(tmp_path):
         if "--compile" in args:
             assert counters["frames"]["total"] == counters["stats"]["unique_graphs"] == 5
             assert not counters["graph_break"]
+            # the report says so itself (the device's output is read, not its process's counters)
+            assert (report["dynamo"]["graphs"], report["dynamo"]["graph_breaks"]) == (5, 0)
+            assert "torch.compile: 5 graph(s) compiled, 0 graph break(s)" in (tmp_path / f"{name}.md").read_text()
+        else:
+            assert report["dynamo"] is None

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -52,6 +53,7 @@ import torch
 from .checkpoint import (Checkpoints, fingerprint, python_rng_state, rng_state, set_python_rng_state,
                          set_rng_state)
 from .denoiser import split_condition
+from .models.compile_report import compile_stats, describe, set_recompile_limit
 from .models.compiled_jvp import split_conv_bias
 from .models.compiled_student import compile_gradient_pass
 from .models.compiled_teacher import CompiledTeacher, teacher_compile_mode
@@ -233,6 +235,8 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
         # Eager forward-mode AD runs every op's tangent formula as separate kernels; compiled, they fuse into the
         # forward's (docs/step-cost.md). The teacher's rollout calls are small and launch-bound: CUDA graphs on a GPU
         # (unless offloaded: its weights come back at new addresses in every rollout).
+        set_recompile_limit()
+        compiled_since = compile_stats()
         split_conv_bias(student_tr)
         split_conv_bias(teacher_tr)
         teacher = CompiledTeacher(teacher, teacher_compile_mode(device, offloaded=cfg.offload_frozen),
@@ -356,7 +360,11 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     info = {"steps": cfg.steps, "seconds": time.time() - t0, "skipped": skips.counts, "pairs_per_step":
             cfg.prompts_per_step * world * (cfg.method.route_steps - 1), "num_processes": world, "sharded": sharded,
             "resumed_from": None if state is None else {"path": str(resume_path), "step": int(state["step"])},
-            "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg), "curve": log}
+            "exported_weights": "ema" if ema is not None else "student", "config": asdict(cfg),
+            # graph breaks or recompiles past the limit would leave parts of the run eager (correct, but slower)
+            "compile": compile_stats(since=compiled_since) if cfg.compile else None, "curve": log}
+    if cfg.compile and info["compile"]["graph_breaks"] and main:
+        print(f"distill.compile: parts of the run ran eagerly: {describe(info['compile'])}", file=sys.stderr)
     if ema is not None:
         ema.copy_to(student_params)  # after the last checkpoint, which keeps the online weights
     if sharded:  # gather the weights into an unsharded student of the same architecture, on the CPU, to export it
