@@ -67,11 +67,11 @@ def test_compiled_blocks_are_one_graph_and_match_the_whole_jvp(monkeypatch):
     torch._dynamo.reset()
     graphs = []
 
-    def counting(gm, example_inputs):
+    def counting(gm, example_inputs, options=None):
         graphs.append(gm)
         from torch._inductor.compile_fx import compile_fx
 
-        return compile_fx(gm, example_inputs)
+        return compile_fx(gm, example_inputs, config_patches=options)
 
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend=counting, **kw))

@@ -29,6 +29,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .denoiser import Condition, Denoiser
 from .regional_jvp import Regions, compile_blocks, regional_jvp
 from .trigflow import SIGMA_DATA, expand_time
+from .zero_tangents import drop_zero_products
 
 TANGENT_METHODS = ("jvp", "finite_difference")
 
@@ -75,9 +76,9 @@ def compiled_directional_derivative(fn, primals, tangents, method: str = "jvp", 
                                     regions: Regions | None = None):
     """`directional_derivative` under torch.compile: the tangent formulas fused into the forward's kernels
     (eager forward-mode AD launches each op's formula separately, 3.4x a forward on an H100 at Sana-Sprint
-    0.6B; docs/step-cost.md). Compiled once per process and input shapes; the caller's closure (the frozen
-    student, its condition) is guarded, not recompiled per step. On torch 2.11 biased convolutions need
-    `models.compiled_jvp.split_conv_bias` first.
+    0.6B; docs/step-cost.md), without the products of zero tangents (`tbcm.zero_tangents`). Compiled once per
+    process and input shapes; the caller's closure (the frozen student, its condition) is guarded, not
+    recompiled per step. On torch 2.11 biased convolutions need `models.compiled_jvp.split_conv_bias` first.
 
     With `regions` (the model's repeated blocks, `tbcm.regional_jvp`) the JVP compiles one block and chains
     it through all of them instead of compiling the whole call, whose compile time grows faster than the
@@ -91,7 +92,7 @@ def compiled_directional_derivative(fn, primals, tangents, method: str = "jvp", 
         compile_blocks(regions.blocks)  # the finite difference's three forwards, block by block
         return _eager_directional_derivative(fn, primals, tangents, method, fd_eps)
     if "fn" not in _compiled:
-        _compiled["fn"] = torch.compile(_eager_directional_derivative)
+        _compiled["fn"] = torch.compile(_eager_directional_derivative, options=drop_zero_products())
     return _compiled["fn"](fn, primals, tangents, method, fd_eps)
 
 

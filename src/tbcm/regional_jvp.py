@@ -35,6 +35,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .zero_tangents import drop_zero_products
+
 
 @dataclass(frozen=True)
 class Regions:
@@ -119,9 +121,10 @@ _compiled = {}
 
 
 def compiled_block_jvp(*args, **kwargs):
-    """`block_jvp` under torch.compile with static shapes: one graph for every block of a model."""
+    """`block_jvp` under torch.compile with static shapes: one graph for every block of a model, without the
+    products of zero tangents (`tbcm.zero_tangents`)."""
     if "fn" not in _compiled:
-        _compiled["fn"] = torch.compile(block_jvp, dynamic=False)
+        _compiled["fn"] = torch.compile(block_jvp, dynamic=False, options=drop_zero_products())
     return _compiled["fn"](*args, **kwargs)
 
 

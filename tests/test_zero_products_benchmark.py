@@ -1,0 +1,28 @@
+"""benchmarks/zero_products.py on a tiny block: the three compiled calls side by side, the report written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from benchmark_scripts import load_benchmark
+
+
+def test_tiny_block_report(tmp_path):
+    report = load_benchmark("zero_products").main(["--tiny", "--device", "cpu", "--side", "8", "--text", "5",
+                                                   "--repeats", "1", "--out", str(tmp_path / "zp")])
+    calls = report["calls"]
+    fwd, kept, dropped = (calls[k] for k in ("forward", "jvp, PyTorch's rules", "jvp, zero products dropped"))
+    n = {k: sum(c["products"].values()) for k, c in calls.items()}
+    assert n["jvp, PyTorch's rules"] > n["jvp, zero products dropped"] > n["forward"] > 0
+    assert dropped["products_over_forward"] < kept["products_over_forward"]
+    assert report["tangent_distance"] < 1e-6 and report["primal_distance"] < 1e-6
+    assert all(c["compile_s"] > 0 and c["ms"] > 0 for c in (fwd, kept, dropped))
+    assert json.loads((tmp_path / "zp.json").read_text())["calls"] == json.loads(json.dumps(calls))
+    assert "| jvp, zero products dropped |" in (tmp_path / "zp.md").read_text()
+
+
+@pytest.mark.parametrize("flag", ["--batch", "--repeats", "--side"])
+def test_bad_sizes_are_named(flag):
+    with pytest.raises(SystemExit, match=flag):
+        load_benchmark("zero_products").main(["--tiny", "--device", "cpu", flag, "0"])
