@@ -26,6 +26,8 @@
 #   compiled-table    the tangent table compiled: forward and processor tangent (limit 280 s)
 #   compiled-teacher  both training steps, the teacher's calls compiled with CUDA graphs (limit 230 s; if
 #                     that fails before its limit, again in inductor's default mode)
+#   zero-products     benchmarks/zero_products.py: one block's compiled JVP with and without the products of
+#                     zero tangents, against its compiled forward, 15 pairs (limit 150 s)
 set -uo pipefail
 out=${OUT:-step-cost-out}
 mkdir -p "$out"
@@ -44,7 +46,7 @@ run() {  # NAME LIMIT ARGS...
         return 124
     fi
     [ "$limit" -gt "$left" ] && limit=$left
-    timeout "$limit" python3 benchmarks/step_cost.py --device cuda "$@" --out "$out/$name" 2>&1 \
+    timeout "$limit" python3 "${SCRIPT:-benchmarks/step_cost.py}" --device cuda "$@" --out "$out/$name" 2>&1 \
         | grep -v "Casting directly" | tee "$out/$name.log"
     local status=${PIPESTATUS[0]}
     echo "$name: exit status $status (124: cut at $limit s), $((SECONDS - start)) s so far"
@@ -70,7 +72,8 @@ for r in "${@:-levers ahead-offload}"; do
                 if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then
                     run compiled-teacher-default 200 --compile-teacher default --steps 2 --table-methods processor
                 fi ;;
-            *) echo "unknown run '$name' (eager, steps, ahead, ahead-offload, compiled-steps, levers, compiled-table, compiled-teacher)"; exit 2 ;;
+            zero-products) SCRIPT=benchmarks/zero_products.py run zero-products 150 ;;
+            *) echo "unknown run '$name' (eager, steps, ahead, ahead-offload, compiled-steps, levers, compiled-table, compiled-teacher, zero-products)"; exit 2 ;;
         esac
     done
 done
