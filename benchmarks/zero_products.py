@@ -1,19 +1,23 @@
-"""One transformer block's compiled JVP with and without the products of zero tangents (`tbcm.zero_tangents`),
-against the block's compiled forward, side by side in one process.
+"""The loss's compiled JVP with and without the products of zero tangents (`tbcm.zero_tangents`), against the
+compiled forward, side by side in one process.
 
-    python benchmarks/zero_products.py --device cpu --out docs/zero-products/cpu       # Sana-Sprint 0.6B width
-    python benchmarks/zero_products.py --device cuda --out docs/zero-products/h100
-    python benchmarks/zero_products.py --tiny                                           # seconds, for the tests
+    python benchmarks/zero_products.py --device cpu --out docs/zero-products/cpu                # one block
+    python benchmarks/zero_products.py --device cpu --layers 28 --out docs/zero-products/cpu-28  # the student
+    python benchmarks/zero_products.py --device cuda --out docs/zero-products/h100               # 15 pairs
+    python benchmarks/zero_products.py --tiny                                                    # the tests
 
-The block is the student's as `distill.compile` runs its tangent: a Sana-Sprint 0.6B transformer block (width
-1152, 1024 image tokens at 1024 px, 300 text tokens) with the JVP attention processor and split convolution
-biases, fp32 weights under bf16 autocast, no grad; the tangent flows in the hidden states and the timestep
-modulation (`SanaTrigFlowStudent.jvp_regions`), the text carries none. Three calls, each compiled afresh
-(inductor's caches off, static shapes): the forward, `regional_jvp.block_jvp` as PyTorch's forward-mode rules
-write it, and the same with `drop_zero_products()`. Per call: compile time (first call), the median time over
-`--repeats` rounds in which the three take turns (a 2-core machine's slow spells fall on all alike), and the matrix products and convolutions in inductor's generated code; the JVP's tangent's
-relative distance between the two ways (they compute the same sums less some zeros: rounding only). Random
-weights (cost does not depend on weight values).
+The student's as `distill.compile` runs its tangent: Sana-Sprint 0.6B transformer blocks (width 1152, 1024 image
+tokens at 1024 px, 300 text tokens) with the JVP attention processor and split convolution biases, fp32 weights
+under bf16 autocast, no grad (the JVPs with SDPA pinned to its math backend, as the loss runs them); the tangent flows in the hidden states and the
+timestep modulation (`SanaTrigFlowStudent.jvp_regions`), the text carries none. Three calls: the forward, the
+JVP as PyTorch's forward-mode rules write it, and the same with `drop_zero_products()`. `--layers 1` (default):
+one block, each call one compiled function (`regional_jvp.block_jvp` for the JVPs); more: the whole student,
+its forward with the blocks compiled in place, its tangent by `regional_jvp` (eager head and tail around one
+compiled block JVP). Compiled afresh (inductor's graph caches off, static shapes). Per call: the first call's
+time (compiling), the graphs it compiled, the median time over `--repeats` rounds in which the three calls take
+turns (a 2-core machine's slow spells fall on all alike), the matrix products and convolutions in inductor's
+generated code; and the tangent's relative distance between the two JVPs (the same sums less some zeros).
+Random weights (cost does not depend on weight values).
 """
 
 from __future__ import annotations
@@ -30,23 +34,39 @@ import time
 import torch
 
 
-def build(args, device):
-    from diffusers import SanaTransformer2DModel
+KEPT, DROPPED = "jvp, PyTorch's rules", "jvp, zero products dropped"
 
-    from tbcm.models.compiled_jvp import split_conv_bias
-    from tbcm.models.jvp_attention import use_jvp_attention
+
+def config(args) -> dict:
     from tbcm.models.reference_shapes import sana_sprint_0p6b_config
     from tbcm.models.sana import tiny_sana_config
 
     if args.tiny:
-        cfg = tiny_sana_config(hidden=32, layers=1, heads=2, sample_size=args.side, caption_channels=32)
-    else:
-        cfg = sana_sprint_0p6b_config() | {"num_layers": 1, "sample_size": args.side}
+        return tiny_sana_config(hidden=32, layers=args.layers, heads=2, sample_size=args.side, caption_channels=32)
+    return sana_sprint_0p6b_config() | {"num_layers": args.layers, "sample_size": args.side}
+
+
+def transformer(cfg: dict, device):
+    from diffusers import SanaTransformer2DModel
+
+    from tbcm.models.compiled_jvp import split_conv_bias
+    from tbcm.models.jvp_attention import use_jvp_attention
+    from tbcm.models.sana import student_from_teacher
+
     torch.manual_seed(0)
     with torch.device(device):
-        tr = SanaTransformer2DModel(**cfg).eval().requires_grad_(False)
-    split_conv_bias(tr)
+        tr = student_from_teacher(SanaTransformer2DModel(**cfg)).eval().requires_grad_(False)
+    split_conv_bias(tr)  # as distill.compile runs the student
     use_jvp_attention(tr)
+    return tr
+
+
+def block_calls(args, device):
+    """One block: its forward and its JVP in (hidden states, timestep modulation), each one compiled function."""
+    from tbcm.regional_jvp import block_jvp
+    from tbcm.zero_tangents import drop_zero_products
+
+    tr = transformer(config(args), device)
     block = tr.transformer_blocks[0]
     width = tr.config.num_attention_heads * tr.config.attention_head_dim
     side = args.side // tr.config.patch_size
@@ -55,23 +75,72 @@ def build(args, device):
     B = args.batch
     h, dh, ts, dts, text = r(B, side * side, width), r(B, side * side, width), r(B, 6 * width), r(B, 6 * width), \
         r(B, args.text, width)
-    return block, (h, None, text, None, ts, side, side), (h, ts), (dh, dts)
+    call_args = (h, None, text, None, ts, side, side)
+
+    def forward(h, ts):
+        return block(h, *call_args[1:4], ts, *call_args[5:])
+
+    def jvp_kept(*pt):
+        return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
+
+    def jvp_dropped(*pt):  # the same, a code object of its own (its own compiled graph)
+        return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
+
+    dual = (h, ts, dh, dts)
+    return side * side, [("forward", torch.compile(forward, dynamic=False), (h, ts)),
+                         (KEPT, torch.compile(jvp_kept, dynamic=False), dual),
+                         (DROPPED, torch.compile(jvp_dropped, dynamic=False, options=drop_zero_products()), dual)]
+
+
+def model_calls(args, device):
+    """The whole student as the loss runs it (`--layers` blocks): its forward with the blocks compiled in place,
+    and the tangent by `regional_jvp` (eager head and tail, one compiled block JVP for all blocks)."""
+    from tbcm.loss import ode_tangents
+    from tbcm.models.compiled_student import compile_sana_blocks
+    from tbcm.models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent
+    from tbcm.regional_jvp import block_jvp, regional_jvp
+    from tbcm.zero_tangents import drop_zero_products
+
+    cfg = config(args)
+    tr = transformer(cfg, device)
+    student = SanaTrigFlowStudent(tr)
+    compile_sana_blocks(tr)
+    g = torch.Generator().manual_seed(1)
+    B = args.batch
+    x = torch.randn(B, cfg["in_channels"], args.side, args.side, generator=g).to(device)
+    t = (torch.rand(B, generator=g) * 1.4 + 0.05).to(device)
+    v = torch.randn(x.shape, generator=g).to(device)
+    cond = {PROMPT_EMBEDS: torch.randn(B, args.text, cfg["caption_channels"], generator=g).to(device),
+            PROMPT_MASK: torch.ones(B, args.text, dtype=torch.long, device=device),
+            GUIDANCE: torch.full((B,), 4.5, device=device)}
+    (x, t), (vx, vt) = ode_tangents(x, t, v)
+    fn = lambda a, b: student(a, b, cond)  # noqa: E731
+
+    def kept_block(*a):
+        return block_jvp(*a)
+
+    def dropped_block(*a):  # the same, a code object of its own
+        return block_jvp(*a)
+
+    kept = torch.compile(kept_block, dynamic=False)
+    dropped = torch.compile(dropped_block, dynamic=False, options=drop_zero_products())
+    jvp = lambda block_fn: lambda *a: regional_jvp(fn, student.jvp_regions, a[:2], a[2:], block_fn=block_fn)  # noqa: E731
+    tokens = (args.side // tr.config.patch_size) ** 2
+    return tokens, [("forward", fn, (x, t)), (KEPT, jvp(kept), (x, t, vx, vt)), (DROPPED, jvp(dropped), (x, t, vx, vt))]
 
 
 def products(code: str) -> dict:
     return dict(sorted(collections.Counter(re.findall(r"extern_kernels\.(\w+)", code)).items()))
 
 
-def first_call(fn, args, device, options=None):
-    """Compile `fn` (a code object of its own, so that the three calls keep their own compiled graphs) and call it
-    once: (compiled, output, compile seconds, matrix products in the generated code)."""
+def first_call(fn, args, device):
+    """Call `fn` once, compiling what it compiles: (output, seconds, matrix products in the generated code)."""
     from torch._inductor.utils import run_and_get_code
 
-    compiled = torch.compile(fn, dynamic=False, options=options)
     t0 = time.perf_counter()
-    out, code = run_and_get_code(compiled, *args)
+    out, code = run_and_get_code(fn, *args)
     _sync(device)
-    return compiled, out, time.perf_counter() - t0, products("\n".join(code))
+    return out, time.perf_counter() - t0, products("\n".join(code))
 
 
 def _sync(device):
@@ -104,10 +173,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--side", type=int, default=32, help="latent side (32: 1024 px, 1024 tokens)")
     ap.add_argument("--text", type=int, default=300, help="text tokens")
     ap.add_argument("--repeats", type=int, default=20, help="timing rounds (default %(default)s)")
-    ap.add_argument("--tiny", action="store_true", help="a tiny block (the tests)")
+    ap.add_argument("--layers", type=int, default=1,
+                    help="1: one block, each call one compiled function; more: the whole student with that many blocks "
+                         "(28: Sana-Sprint 0.6B), as the loss runs its tangent (default %(default)s)")
+    ap.add_argument("--tiny", action="store_true", help="a tiny model (the tests)")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
     args = ap.parse_args(argv)
-    for name in ("batch", "side", "text", "repeats"):
+    for name in ("batch", "side", "text", "repeats", "layers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -115,39 +187,35 @@ def main(argv=None) -> dict:
         raise SystemExit("--device cuda but no CUDA device is available")
     if args.batch is None:
         args.batch = 15 if device.type == "cuda" else 1
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     from tbcm.atomic import write_json, write_text
     from tbcm.machine import cpu_model
-    from tbcm.regional_jvp import block_jvp
-    from tbcm.zero_tangents import drop_zero_products
+    from tbcm.models.compile_report import compile_stats
 
-    block, call_args, primals, tangents = build(args, device)
+    tokens, calls = (block_calls if args.layers == 1 else model_calls)(args, device)
+    rows, outs = {}, {}
 
-    def forward(h, ts):
-        return block(h, *call_args[1:4], ts, *call_args[5:])
+    def pinned(fn):  # the tangent as the loss takes it: SDPA pinned to its math backend (no forward-mode rule in the
+        def call(*a):  # fused kernels; the JVP processor's primal re-enables them), the forward as a forward runs
+            with sdpa_kernel(SDPBackend.MATH):
+                return fn(*a)
+        return call
 
-    def jvp_kept(*pt):
-        return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
-
-    def jvp_dropped(*pt):  # the same, a code object of its own
-        return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
-
-    rows, compiled, outs = {}, {}, {}
-    dual = (*primals, *tangents)
+    calls = [(name, fn if name == "forward" else pinned(fn), a) for name, fn, a in calls]
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16), \
             torch._inductor.config.patch(fx_graph_cache=False), \
             torch._functorch.config.patch(enable_autograd_cache=False):
         torch._dynamo.reset()
-        for name, fn, a, options in (("forward", forward, primals, None),
-                                     ("jvp, PyTorch's rules", jvp_kept, dual, None),
-                                     ("jvp, zero products dropped", jvp_dropped, dual, drop_zero_products())):
+        for name, fn, a in calls:
             print(f"{name}: compiling ...", file=sys.stderr, flush=True)
-            fn_c, outs[name], seconds, prods = first_call(fn, a, device, options)
-            compiled[name] = (fn_c, a)
-            rows[name] = {"compile_s": seconds, "products": prods}
+            since = compile_stats()
+            outs[name], seconds, prods = first_call(fn, a, device)
+            rows[name] = {"compile_s": seconds, "products": prods, "graphs": compile_stats(since)["graphs"]}
         print(f"timing, {args.repeats} rounds ...", file=sys.stderr, flush=True)
-        for name, ms in interleaved_ms(compiled, args.repeats, device).items():
+        for name, ms in interleaved_ms({name: (fn, a) for name, fn, a in calls}, args.repeats, device).items():
             rows[name]["ms"] = ms
-    kept, dropped = outs["jvp, PyTorch's rules"], outs["jvp, zero products dropped"]
+    kept, dropped = outs[KEPT], outs[DROPPED]
     fwd = rows["forward"]
     for r in rows.values():
         r["over_forward"] = r["ms"] / fwd["ms"]
@@ -159,19 +227,19 @@ def main(argv=None) -> dict:
         machine = f"{cpu_model(platform.processor() or 'CPU')}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
     report = {"machine": machine, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": " ".join(["python benchmarks/zero_products.py", *(argv if argv is not None else sys.argv[1:])]),
-              "block": "tiny" if args.tiny else "Sana-Sprint 0.6B", "batch": args.batch,
-              "tokens": primals[0].shape[1], "text": args.text, "repeats": args.repeats,
+              "model": f"{'tiny' if args.tiny else 'Sana-Sprint 0.6B'}, {args.layers} block(s)", "batch": args.batch,
+              "tokens": tokens, "text": args.text, "repeats": args.repeats,
               "calls": rows, "tangent_distance": rel(dropped[1], kept[1]), "primal_distance": rel(dropped[0], kept[0])}
-    lines = [f"# One block's compiled JVP, with and without the products of zero tangents ({report['block']})", "",
+    lines = [f"# Compiled JVP with and without the products of zero tangents ({report['model']})", "",
              f"Machine: **{machine}**. Run {report['date']}: `{report['command']}`.", "",
              f"{args.batch} pair(s), {report['tokens']} image tokens, {args.text} text tokens, bf16 autocast, fp32 "
              f"weights, no grad; each call compiled afresh (inductor's graph caches off); median of {args.repeats} "
              f"rounds, the three calls taking turns.", "",
-             "| call | compile s | ms / call | / forward | matrix products and convolutions | / forward |",
-             "|---|---|---|---|---|---|"]
+             "| call | compile s | graphs | ms / call | / forward | matrix products and convolutions (all graphs) | / forward |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         prods = ", ".join(f"{k} {v}" for k, v in r["products"].items())
-        lines.append(f"| {name} | {r['compile_s']:.1f} | {r['ms']:.2f} | {r['over_forward']:.2f}x | {prods} "
+        lines.append(f"| {name} | {r['compile_s']:.1f} | {r['graphs']} | {r['ms']:.2f} | {r['over_forward']:.2f}x | {prods} "
                      f"(= {sum(r['products'].values())}) | {r['products_over_forward']:.2f}x |")
     lines += ["", f"Tangent with the zero products dropped against PyTorch's rules: relative distance "
                   f"{report['tangent_distance']:.1e} (primal {report['primal_distance']:.1e})."]
