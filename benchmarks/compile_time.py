@@ -38,8 +38,8 @@ def build(args, device):
 
     from tbcm.models.compiled_jvp import split_conv_bias
     from tbcm.models.jvp_attention import use_jvp_attention
-    from tbcm.models.reference_shapes import sana_sprint_0p6b_config
-    from tbcm.models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, student_from_teacher, tiny_sana_config
+    from tbcm.models.reference_shapes import random_student_inputs, sana_sprint_0p6b_config
+    from tbcm.models.sana import GUIDANCE, student_from_teacher, tiny_sana_config
 
     if args.tiny:
         cfg = tiny_sana_config(hidden=32, layers=args.layers, heads=2, in_channels=8, sample_size=args.side,
@@ -54,14 +54,9 @@ def build(args, device):
     for model in (teacher, student):
         split_conv_bias(model)  # as distill.compile does (torch 2.11's inductor)
     use_jvp_attention(student)
-    g = torch.Generator().manual_seed(1)
-    B = args.batch
-    x = torch.randn(B, cfg["in_channels"], args.side, args.side, generator=g).to(device)
-    t = (torch.rand(B, generator=g) * 1.4 + 0.05).to(device)
-    v = torch.randn(x.shape, generator=g).to(device)
-    cond = {PROMPT_EMBEDS: torch.randn(B, args.text, cfg["caption_channels"], generator=g).to(device),
-            PROMPT_MASK: torch.ones(B, args.text, dtype=torch.long, device=device)}
-    return teacher, student, (x, t, v), cond, {**cond, GUIDANCE: torch.full((B,), 4.5, device=device)}
+    xtv, scond = random_student_inputs(cfg, args.batch, args.side, args.text, device)
+    cond = {k: v for k, v in scond.items() if k != GUIDANCE}  # the teacher's: no guidance embedding
+    return teacher, student, xtv, cond, scond
 
 
 def one(args) -> dict:

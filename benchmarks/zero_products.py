@@ -97,7 +97,8 @@ def model_calls(args, device):
     and the tangent by `regional_jvp` (eager head and tail, one compiled block JVP for all blocks)."""
     from tbcm.loss import ode_tangents
     from tbcm.models.compiled_student import compile_sana_blocks
-    from tbcm.models.sana import GUIDANCE, PROMPT_EMBEDS, PROMPT_MASK, SanaTrigFlowStudent
+    from tbcm.models.reference_shapes import random_student_inputs
+    from tbcm.models.sana import SanaTrigFlowStudent
     from tbcm.regional_jvp import block_jvp, regional_jvp
     from tbcm.zero_tangents import drop_zero_products
 
@@ -105,14 +106,7 @@ def model_calls(args, device):
     tr = transformer(cfg, device)
     student = SanaTrigFlowStudent(tr)
     compile_sana_blocks(tr)
-    g = torch.Generator().manual_seed(1)
-    B = args.batch
-    x = torch.randn(B, cfg["in_channels"], args.side, args.side, generator=g).to(device)
-    t = (torch.rand(B, generator=g) * 1.4 + 0.05).to(device)
-    v = torch.randn(x.shape, generator=g).to(device)
-    cond = {PROMPT_EMBEDS: torch.randn(B, args.text, cfg["caption_channels"], generator=g).to(device),
-            PROMPT_MASK: torch.ones(B, args.text, dtype=torch.long, device=device),
-            GUIDANCE: torch.full((B,), 4.5, device=device)}
+    (x, t, v), cond = random_student_inputs(cfg, args.batch, args.side, args.text, device)
     (x, t), (vx, vt) = ode_tangents(x, t, v)
     fn = lambda a, b: student(a, b, cond)  # noqa: E731
 

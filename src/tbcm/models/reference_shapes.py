@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .sana import NUM_TRAIN_TIMESTEPS, complex_human_instruction, tiny_sana_config
+import torch
+
+from .sana import (GUIDANCE, NUM_TRAIN_TIMESTEPS, PROMPT_EMBEDS, PROMPT_MASK, complex_human_instruction,
+                   tiny_sana_config)
 
 MAX_SEQUENCE_LENGTH = 300  # Sana's prompt tokens (after the instruction prefix is cut off again)
 
@@ -137,3 +140,17 @@ def tiny_shapes() -> StackShapes:
     transformer = tiny_sana_config(hidden=32, layers=2, heads=2, in_channels=8, sample_size=8, caption_channels=32)
     return StackShapes("tiny (CPU test)", transformer, text, vae, resolution=32, prompt_tokens=12,
                        instruction=["Describe:"])
+
+
+def random_student_inputs(cfg: dict, batch: int, side: int, text: int, device, seed: int = 1):
+    """Random inputs of a student built from transformer kwargs `cfg`, for the cost benchmarks: latents x,
+    TrigFlow times t in (0.05, 1.45), an ODE direction v (each [batch, C, side, side] or [batch]), and the
+    condition (random prompt embeddings of `text` tokens, a full mask, guidance 4.5)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg["in_channels"], side, side, generator=g).to(device)
+    t = (torch.rand(batch, generator=g) * 1.4 + 0.05).to(device)
+    v = torch.randn(x.shape, generator=g).to(device)
+    cond = {PROMPT_EMBEDS: torch.randn(batch, text, cfg["caption_channels"], generator=g).to(device),
+            PROMPT_MASK: torch.ones(batch, text, dtype=torch.long, device=device),
+            GUIDANCE: torch.full((batch,), 4.5, device=device)}
+    return (x, t, v), cond
