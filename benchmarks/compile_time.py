@@ -165,12 +165,14 @@ def main(argv=None) -> dict:
     if bad or not calls or not ways:
         raise SystemExit(f"--calls / --ways: unknown or empty {bad}; expected some of {list(CALLS)} / {list(WAYS)}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from step_cost import device_name, publish
+    from step_cost import publish
+
+    from tbcm.machine import device_name
 
     env = {**os.environ, "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
     shape = (f"{'tiny Sana' if args.tiny else 'Sana-Sprint 0.6B width'}, {args.layers} blocks, batch {args.batch}, "
              f"{args.side}x{args.side} latent, {args.text} prompt tokens, bf16 autocast")
-    report = {"shape": shape, "device": device_name(torch.device(args.device)),
+    report = {"shape": shape, "device": device_name(args.device),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": []}
     child = [sys.executable, __file__, "--device", args.device, "--layers", str(args.layers), "--batch",
              str(args.batch), "--side", str(args.side), "--text", str(args.text), "--repeats", str(args.repeats)]

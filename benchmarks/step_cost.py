@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -52,7 +51,7 @@ import torch
 import tbcm.loss as loss_module
 from tbcm.atomic import write_json, write_text
 from tbcm.denoiser import split_condition
-from tbcm.machine import cpu_model
+from tbcm.machine import device_name
 from tbcm.models.compile_report import compile_stats, describe, set_recompile_limit
 from tbcm.models.compiled_jvp import split_conv_bias
 from tbcm.models.compiled_student import compile_gradient_pass
@@ -496,14 +495,6 @@ def profile_call(call, device: torch.device, top: int = 12) -> dict:
 
 
 # --- report ----------------------------------------------------------------------------------------
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        return f"{p.name} ({p.total_memory / GIB:.0f} GiB), torch {torch.__version__}, CUDA {torch.version.cuda}"
-    cpu = cpu_model(platform.processor() or "CPU")
-    return f"{cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
-
 
 def _ms(s):
     return "–" if s is None else f"{1000 * s:.1f}"

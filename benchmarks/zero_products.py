@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
-import platform
 import re
 import statistics
 import sys
@@ -184,7 +183,7 @@ def main(argv=None) -> dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from tbcm.atomic import write_json, write_text
-    from tbcm.machine import cpu_model
+    from tbcm.machine import device_name
     from tbcm.models.compile_report import compile_stats
 
     tokens, calls = (block_calls if args.layers == 1 else model_calls)(args, device)
@@ -214,11 +213,7 @@ def main(argv=None) -> dict:
     for r in rows.values():
         r["over_forward"] = r["ms"] / fwd["ms"]
         r["products_over_forward"] = sum(r["products"].values()) / sum(fwd["products"].values())
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        machine = f"{p.name}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    else:
-        machine = f"{cpu_model(platform.processor() or 'CPU')}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+    machine = device_name(device)
     report = {"machine": machine, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": " ".join(["python benchmarks/zero_products.py", *(argv if argv is not None else sys.argv[1:])]),
               "model": f"{'tiny' if args.tiny else 'Sana-Sprint 0.6B'}, {args.layers} block(s)", "batch": args.batch,

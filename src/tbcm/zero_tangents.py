@@ -10,8 +10,9 @@ inductor keeps them: a Sana block's compiled JVP ran 41 matrix products and conv
 convolution with an operand that is zero by construction (`full(0)` or `zeros`, through views and casts) becomes
 zeros of its shape, which the elementwise add consuming it absorbs; the same block's JVP then runs 30 (the 4 above
 twice the forward's are the attention rule, written out where the forward calls fused attention), and on the CPU
-the student's compiled tangent took 1.8x its compiled forward instead of 2.6x (docs/step-cost.md). It acts only in the graphs compiled with `drop_zero_products()`'s options. x @ 0 = 0 for finite x;
-a non-finite activation already makes the primal, and so the loss, non-finite (the step is skipped).
+the student's compiled tangent took 1.8x its compiled forward instead of 2.6x (docs/step-cost.md). It acts only
+in the graphs compiled with `drop_zero_products()`'s options. x @ 0 = 0 for finite x; a non-finite activation
+already makes the primal, and so the loss, non-finite (the step is skipped).
 """
 
 from __future__ import annotations
