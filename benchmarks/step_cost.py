@@ -29,9 +29,12 @@ TBCM's brightness filter is off (one mean per prompt; with random weights it cou
 and skip the step being measured).
 
 A second table times the tangent alone against a plain forward of the same network on the same pairs,
-for each JVP method (`processor`: `tbcm.models.jvp_attention`; `math`: torch.func.jvp with SDPA pinned
-to the math backend; `finite_difference`: the library's central difference, three forwards), with its
-distance to the math tangent.
+for each JVP method (`processor`: `tbcm.models.jvp_attention`, linear layers and convolutions skipping their
+weights' zero tangents (`tbcm.skip_zero_tangents`), as the loss runs it; `processor_pytorch_rules`: the same
+with PyTorch's own rules for them; `math`: torch.func.jvp alone, SDPA pinned to the math backend;
+`finite_difference`: the library's central difference, three forwards), with its distance to the math tangent.
+Compiled (--compile), the zero products are dropped by `tbcm.zero_tangents` whatever the method, and
+`processor_pytorch_rules` is not run.
 
 Outputs (with --out PREFIX): PREFIX.md (tables, device named) and PREFIX.json, each written atomically.
 """
@@ -67,6 +70,9 @@ from tbcm.trigflow import SIGMA_DATA
 from tbcm.weighting import AdaptiveWeight
 
 JVP_METHODS = ("processor", "math", "finite_difference")
+# the tangent table's: each JVP method, and the processor with PyTorch's rules for linear layers and convolutions
+# (their weights' zero tangents multiplied out, as `math` does too): what tbcm.skip_zero_tangents saves
+TABLE_METHODS = ("processor", "processor_pytorch_rules", "math", "finite_difference")
 TBCM_PIECES = ("text encode", "teacher rollout", "tangent (JVP of θ⁻)", "student forward", "student backward",
                "grad clip", "optimizer step", "other")
 OFFLOAD_PIECE = "frozen models in and out"  # TBCM with --offload-frozen (tbcm.offload): copies in, drops
@@ -388,7 +394,7 @@ def _mean(xs):
 
 # --- tangent against forward -----------------------------------------------------------------------
 
-def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int, methods=JVP_METHODS,
+def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int, methods=TABLE_METHODS,
                profile: bool = False):
     """Per JVP method: time of directional_derivative on a TBCM pair batch / time of one no-grad forward."""
     student_tr = stack["student_tr"]
@@ -418,21 +424,25 @@ def jvp_ratios(stack, shapes, args, device, encode, uncond, memory, repeats: int
     try:
         with torch.no_grad(), autocast:
             # the reference tangent: eager forward-mode AD on the math backend (not timed)
-            reference = loss_module.directional_derivative(fn, primals, tangents, "jvp")[1].float()
+            reference = loss_module.directional_derivative(fn, primals, tangents, "jvp", skip_zeros=False)[1].float()
             forward = fn  # with --compile main() has compiled the student's blocks in place (the gradient pass)
             t_fwd, _ = timeit(lambda: forward(*primals))
             profiles = {"forward": profile_call(lambda: forward(*primals), device)} if profile else {}
-            for method in [m for m in JVP_METHODS if m in methods]:
-                if method == "processor":
+            for method in [m for m in TABLE_METHODS if m in methods]:
+                if method.startswith("processor"):
                     use_jvp_attention(student_tr)
                 else:
                     use_stock_attention(student_tr)
                 lib = "finite_difference" if method == "finite_difference" else "jvp"
+                skip = method == "processor"
+                if args.compile and method == "processor_pytorch_rules":
+                    continue  # compiled, zero_tangents drops the zero products whatever the eager rules
                 if args.compile:  # as distill.compile runs it: block by block (tbcm.regional_jvp)
                     tangent_fn = (lambda p, v, lib=lib: loss_module.compiled_directional_derivative(
                         fn, p, v, lib, regions=student.jvp_regions))
                 else:
-                    tangent_fn = lambda p, v, lib=lib: loss_module.directional_derivative(fn, p, v, lib)  # noqa: E731
+                    tangent_fn = (lambda p, v, lib=lib, skip=skip: loss_module.directional_derivative(
+                        fn, p, v, lib, skip_zeros=skip))
                 t0 = time.perf_counter()
                 try:
                     seconds, (_, dF) = timeit(lambda: tangent_fn(primals, tangents))
@@ -561,7 +571,7 @@ def tangent_table(j: dict) -> list[str]:
               f"Plain forward: {_ms(j['forward_s'])} ms.", "",
               "| method | tangent ms | tangent / forward | rel. distance to eager math tangent | first call ms |",
               "|---|---|---|---|---|"]
-    for method in JVP_METHODS:
+    for method in TABLE_METHODS:
         if method not in j["methods"]:
             continue
         r = j["methods"][method]
@@ -614,7 +624,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per method (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed first steps per method (default 1)")
     ap.add_argument("--jvp-repeats", type=int, default=3, help="timed calls per method in the tangent table")
-    ap.add_argument("--table-methods", default=",".join(JVP_METHODS),
+    ap.add_argument("--table-methods", default=",".join(TABLE_METHODS),
                     help="comma-separated JVP methods timed in the tangent table (default: all); each is compared "
                          "with an eager math-backend tangent")
     ap.add_argument("--table-only", action="store_true", help="only the tangent-vs-forward table (no training steps)")
@@ -627,9 +637,9 @@ def main(argv=None) -> dict:
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     table_methods = [m.strip() for m in args.table_methods.split(",") if m.strip()]
-    unknown = sorted(set(table_methods) - set(JVP_METHODS))
+    unknown = sorted(set(table_methods) - set(TABLE_METHODS))
     if unknown:
-        raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(JVP_METHODS)}")
+        raise SystemExit(f"--table-methods: unknown {unknown}; expected some of {list(TABLE_METHODS)}")
     if args.table_only and args.no_table:
         raise SystemExit("--table-only and --no-table leave nothing to measure")
     if args.offload_frozen and args.compile_teacher == "reduce-overhead":

@@ -12,7 +12,9 @@
 #   ahead             as steps, with one rollout serving 15 steps (distill.rollout_ahead 15: the teacher's
 #                     calls at batch 30, sCM's batch) (limit 150 s)
 #   ahead-offload     as ahead, with CAME for both and TBCM's text encoder and teacher on the CPU between
-#                     rollouts (distill.offload_frozen): the memory configuration (limit 150 s)
+#                     rollouts (distill.offload_frozen): the memory configuration; and the eager tangent table
+#                     for the processor with and without the zero-tangent products (tbcm.skip_zero_tangents)
+#                     (limit 150 s)
 #   compiled-steps    both training steps as the project would run them at scale: distill.compile (the
 #                     tangent and the student's gradient pass compiled block by block, the teacher's calls
 #                     compiled whole with CUDA graphs), rollout ahead 15 (one teacher graph serves both
@@ -58,7 +60,9 @@ for r in "${@:-levers ahead-offload}"; do
             eager) run eager 200 --profile ;;
             steps) run steps 120 --no-table --steps 2 ;;
             ahead) run ahead 150 --no-table --rollout-ahead 15 --steps 1 ;;
-            ahead-offload) run ahead-offload 150 --no-table --rollout-ahead 15 --optimizer came --offload-frozen --steps 1 ;;
+            ahead-offload)
+                run ahead-offload 150 --table-methods processor,processor_pytorch_rules --rollout-ahead 15 \
+                    --optimizer came --offload-frozen --steps 1 ;;
             compiled-steps)
                 run compiled-steps 500 --compile --compile-teacher reduce-overhead --rollout-ahead 15 --optimizer came \
                     --steps 1 --no-table ;;

@@ -1,9 +1,10 @@
 """The loss's compiled JVP with and without the products of zero tangents (`tbcm.zero_tangents`), against the
-compiled forward, side by side in one process.
+compiled forward, side by side in one process; with --eager, the same uncompiled (`tbcm.skip_zero_tangents`).
 
     python benchmarks/zero_products.py --device cpu --out docs/zero-products/cpu                # one block
     python benchmarks/zero_products.py --device cpu --layers 28 --out docs/zero-products/cpu-28  # the student
     python benchmarks/zero_products.py --device cuda --out docs/zero-products/h100               # 15 pairs
+    python benchmarks/zero_products.py --device cpu --eager --out docs/zero-products/cpu-eager   # uncompiled
     python benchmarks/zero_products.py --tiny                                                    # the tests
 
 The student's as `distill.compile` runs its tangent: Sana-Sprint 0.6B transformer blocks (width 1152, 1024 image
@@ -18,6 +19,11 @@ time (compiling), the graphs it compiled, the median time over `--repeats` round
 turns (a 2-core machine's slow spells fall on all alike), the matrix products and convolutions in inductor's
 generated code; and the tangent's relative distance between the two JVPs (the same sums less some zeros).
 Random weights (cost does not depend on weight values).
+
+--eager: the three calls as the loss runs them without `distill.compile`: the forward, the JVP by PyTorch's rules
+(torch.func.jvp; for the whole student `loss.directional_derivative(..., skip_zeros=False)`) and the same with
+linear layers and convolutions skipping their weights' zero tangents (`skip_zero_products()`, the loss's default);
+"products" then counts the ATen matrix products and convolutions the first call ran (`CountProducts`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 
 
 KEPT, DROPPED = "jvp, PyTorch's rules", "jvp, zero products dropped"
+SKIPPED = "jvp, zero products skipped"  # --eager
 
 
 def config(args) -> dict:
@@ -86,6 +93,8 @@ def block_calls(args, device):
         return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
 
     dual = (h, ts, dh, dts)
+    if args.eager:
+        return side * side, [("forward", forward, (h, ts)), (KEPT, jvp_kept, dual), (SKIPPED, skipped(jvp_kept), dual)]
     return side * side, [("forward", torch.compile(forward, dynamic=False), (h, ts)),
                          (KEPT, torch.compile(jvp_kept, dynamic=False), dual),
                          (DROPPED, torch.compile(jvp_dropped, dynamic=False, options=drop_zero_products()), dual)]
@@ -94,7 +103,7 @@ def block_calls(args, device):
 def model_calls(args, device):
     """The whole student as the loss runs it (`--layers` blocks): its forward with the blocks compiled in place,
     and the tangent by `regional_jvp` (eager head and tail, one compiled block JVP for all blocks)."""
-    from tbcm.loss import ode_tangents
+    from tbcm.loss import directional_derivative, ode_tangents
     from tbcm.models.compiled_student import compile_sana_blocks
     from tbcm.models.reference_shapes import random_student_inputs
     from tbcm.models.sana import SanaTrigFlowStudent
@@ -104,10 +113,15 @@ def model_calls(args, device):
     cfg = config(args)
     tr = transformer(cfg, device)
     student = SanaTrigFlowStudent(tr)
-    compile_sana_blocks(tr)
     (x, t, v), cond = random_student_inputs(cfg, args.batch, args.side, args.text, device)
     (x, t), (vx, vt) = ode_tangents(x, t, v)
     fn = lambda a, b: student(a, b, cond)  # noqa: E731
+    tokens = (args.side // tr.config.patch_size) ** 2
+    if args.eager:  # the loss's own call
+        tangent = lambda skip: lambda *a: directional_derivative(fn, a[:2], a[2:], skip_zeros=skip)  # noqa: E731
+        return tokens, [("forward", fn, (x, t)), (KEPT, tangent(False), (x, t, vx, vt)),
+                        (SKIPPED, tangent(True), (x, t, vx, vt))]
+    compile_sana_blocks(tr)
 
     def kept_block(*a):
         return block_jvp(*a)
@@ -118,22 +132,40 @@ def model_calls(args, device):
     kept = torch.compile(kept_block, dynamic=False)
     dropped = torch.compile(dropped_block, dynamic=False, options=drop_zero_products())
     jvp = lambda block_fn: lambda *a: regional_jvp(fn, student.jvp_regions, a[:2], a[2:], block_fn=block_fn)  # noqa: E731
-    tokens = (args.side // tr.config.patch_size) ** 2
     return tokens, [("forward", fn, (x, t)), (KEPT, jvp(kept), (x, t, vx, vt)), (DROPPED, jvp(dropped), (x, t, vx, vt))]
+
+
+def skipped(fn):
+    """`fn` with linear layers and convolutions skipping their weights' zero tangents (eager)."""
+    from tbcm.skip_zero_tangents import skip_zero_products
+
+    def call(*a):
+        with skip_zero_products():
+            return fn(*a)
+    return call
 
 
 def products(code: str) -> dict:
     return dict(sorted(collections.Counter(re.findall(r"extern_kernels\.(\w+)", code)).items()))
 
 
-def first_call(fn, args, device):
-    """Call `fn` once, compiling what it compiles: (output, seconds, matrix products in the generated code)."""
+def first_call(fn, args, device, eager: bool = False):
+    """Call `fn` once, compiling what it compiles: (output, seconds, matrix products in the generated code, or, eager,
+    the ATen products it ran)."""
     from torch._inductor.utils import run_and_get_code
 
+    from tbcm.skip_zero_tangents import CountProducts
+
     t0 = time.perf_counter()
-    out, code = run_and_get_code(fn, *args)
+    if eager:
+        with CountProducts() as count:
+            out = fn(*args)
+        code_products = {k: v for k, v in sorted(count.ops.items()) if k in CountProducts.PRODUCTS}
+    else:
+        out, code = run_and_get_code(fn, *args)
+        code_products = products("\n".join(code))
     _sync(device)
-    return out, time.perf_counter() - t0, products("\n".join(code))
+    return out, time.perf_counter() - t0, code_products
 
 
 def _sync(device):
@@ -169,6 +201,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--layers", type=int, default=1,
                     help="1: one block, each call one compiled function; more: the whole student with that many blocks "
                          "(28: Sana-Sprint 0.6B), as the loss runs its tangent (default %(default)s)")
+    ap.add_argument("--eager", action="store_true",
+                    help="the calls uncompiled, the zero products skipped by tbcm.skip_zero_tangents")
+    ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                    help="bf16: autocast over fp32 weights, as on a GPU (default); fp32: none (a CPU without fast bf16)")
     ap.add_argument("--tiny", action="store_true", help="a tiny model (the tests)")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
     args = ap.parse_args(argv)
@@ -196,19 +232,20 @@ def main(argv=None) -> dict:
         return call
 
     calls = [(name, fn if name == "forward" else pinned(fn), a) for name, fn, a in calls]
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16), \
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    with torch.no_grad(), autocast, \
             torch._inductor.config.patch(fx_graph_cache=False), \
             torch._functorch.config.patch(enable_autograd_cache=False):
         torch._dynamo.reset()
         for name, fn, a in calls:
-            print(f"{name}: compiling ...", file=sys.stderr, flush=True)
+            print(f"{name}: {'first call' if args.eager else 'compiling'} ...", file=sys.stderr, flush=True)
             since = compile_stats()
-            outs[name], seconds, prods = first_call(fn, a, device)
+            outs[name], seconds, prods = first_call(fn, a, device, eager=args.eager)
             rows[name] = {"compile_s": seconds, "products": prods, "graphs": compile_stats(since)["graphs"]}
         print(f"timing, {args.repeats} rounds ...", file=sys.stderr, flush=True)
         for name, ms in interleaved_ms({name: (fn, a) for name, fn, a in calls}, args.repeats, device).items():
             rows[name]["ms"] = ms
-    kept, dropped = outs[KEPT], outs[DROPPED]
+    kept, dropped = outs[KEPT], outs[SKIPPED if args.eager else DROPPED]
     fwd = rows["forward"]
     for r in rows.values():
         r["over_forward"] = r["ms"] / fwd["ms"]
@@ -217,20 +254,25 @@ def main(argv=None) -> dict:
     report = {"machine": machine, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": " ".join(["python benchmarks/zero_products.py", *(argv if argv is not None else sys.argv[1:])]),
               "model": f"{'tiny' if args.tiny else 'Sana-Sprint 0.6B'}, {args.layers} block(s)", "batch": args.batch,
-              "tokens": tokens, "text": args.text, "repeats": args.repeats,
-              "calls": rows, "tangent_distance": rel(dropped[1], kept[1]), "primal_distance": rel(dropped[0], kept[0])}
-    lines = [f"# Compiled JVP with and without the products of zero tangents ({report['model']})", "",
+              "tokens": tokens, "text": args.text, "repeats": args.repeats, "eager": args.eager,
+              "precision": args.precision, "calls": rows, "tangent_distance": rel(dropped[1], kept[1]), "primal_distance": rel(dropped[0], kept[0])}
+    how = ("uncompiled; products: the ATen matrix products and convolutions of the first call" if args.eager else
+           "each call compiled afresh (inductor's graph caches off); products: in inductor's code, all graphs")
+    lines = [f"# {'Eager' if args.eager else 'Compiled'} JVP with and without the products of zero tangents "
+             f"({report['model']})", "",
              f"Machine: **{machine}**. Run {report['date']}: `{report['command']}`.", "",
-             f"{args.batch} pair(s), {report['tokens']} image tokens, {args.text} text tokens, bf16 autocast, fp32 "
-             f"weights, no grad; each call compiled afresh (inductor's graph caches off); median of {args.repeats} "
-             f"rounds, the three calls taking turns.", "",
-             "| call | compile s | graphs | ms / call | / forward | matrix products and convolutions (all graphs) | / forward |",
+             f"{args.batch} pair(s), {report['tokens']} image tokens, {args.text} text tokens, "
+             f"{'bf16 autocast, ' if args.precision == 'bf16' else ''}fp32 weights, no grad; {how}; median of "
+             f"{args.repeats} rounds, the three calls taking turns.", "",
+             f"| call | {'first call' if args.eager else 'compile'} s | graphs | ms / call | / forward "
+             "| matrix products and convolutions | / forward |",
              "|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         prods = ", ".join(f"{k} {v}" for k, v in r["products"].items())
         lines.append(f"| {name} | {r['compile_s']:.1f} | {r['graphs']} | {r['ms']:.2f} | {r['over_forward']:.2f}x | {prods} "
                      f"(= {sum(r['products'].values())}) | {r['products_over_forward']:.2f}x |")
-    lines += ["", f"Tangent with the zero products dropped against PyTorch's rules: relative distance "
+    lines += ["", f"Tangent with the zero products {'skipped' if args.eager else 'dropped'} against PyTorch's rules: "
+                  f"relative distance "
                   f"{report['tangent_distance']:.1e} (primal {report['primal_distance']:.1e})."]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -67,12 +67,13 @@ def test_tangent_table_covers_every_method(run):
     bench, report, _ = run
     j = report["jvp_ratios"]
     assert finite_positive(j["forward_s"]) and j["pairs"] == 6
-    assert set(j["methods"]) == set(bench.JVP_METHODS)
+    assert set(j["methods"]) == set(bench.TABLE_METHODS)
     for method, r in j["methods"].items():
         assert "error" not in r, (method, r)
         assert finite_positive(r["s"]) and finite_positive(r["ratio"])
     assert j["methods"]["math"]["rel_diff_vs_math"] == 0
     assert j["methods"]["processor"]["rel_diff_vs_math"] < 1e-5  # float32 on the CPU
+    assert j["methods"]["processor_pytorch_rules"]["rel_diff_vs_math"] < 1e-5
     assert j["methods"]["finite_difference"]["rel_diff_vs_math"] < 1e-2
 
 
@@ -81,7 +82,7 @@ def test_profile_charges_every_kernel_once(run):
     call's total, the tangents cost more than the forward, and the table says so."""
     bench, report, out = run
     profiles = report["jvp_ratios"]["profiles"]
-    assert list(profiles) == ["forward", *bench.JVP_METHODS]
+    assert list(profiles) == ["forward", *bench.TABLE_METHODS]
     for name, prof in profiles.items():
         assert finite_positive(prof["total_s"]), name
         assert sum(prof["families"].values()) == pytest.approx(prof["total_s"]), name
@@ -268,3 +269,7 @@ def test_the_device_scripts_default_runs_go_through_on_the_tiny_stack(tmp_path):
             assert "torch.compile: 5 graph(s) compiled, 0 graph break(s)" in (tmp_path / f"{name}.md").read_text()
         else:
             assert report["dynamo"] is None
+            # the eager table of the processor with and without the zero-tangent products (tbcm.skip_zero_tangents)
+            methods = report["jvp_ratios"]["methods"]
+            assert set(methods) == {"processor", "processor_pytorch_rules"}
+            assert all("error" not in r and r["rel_diff_vs_math"] < 2e-2 for r in methods.values())  # bf16

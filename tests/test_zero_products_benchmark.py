@@ -26,6 +26,23 @@ def test_tiny_report(tmp_path, layers):
     assert "| jvp, zero products dropped |" in (tmp_path / "zp.md").read_text()
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_tiny_eager_report(tmp_path, layers):
+    """--eager: the same three calls uncompiled, the products counted as they run; the tangent the same."""
+    report = load_benchmark("zero_products").main(["--tiny", "--device", "cpu", "--side", "8", "--text", "5", "--eager",
+                                                   "--layers", str(layers), "--repeats", "1", "--precision", "fp32",
+                                                   "--out", str(tmp_path / "zp")])
+    calls = report["calls"]
+    n = {k: sum(c["products"].values()) for k, c in calls.items()}
+    assert n["jvp, PyTorch's rules"] > n["jvp, zero products skipped"] > n["forward"] > 0
+    assert calls["jvp, PyTorch's rules"]["products"]["convolution"] == 3 * calls["forward"]["products"]["convolution"]
+    assert calls["jvp, zero products skipped"]["products"]["convolution"] == 2 * calls["forward"]["products"]["convolution"]
+    assert report["tangent_distance"] < 1e-6 and report["primal_distance"] == 0
+    assert all(c["graphs"] == 0 for c in calls.values())  # nothing compiled
+    md = (tmp_path / "zp.md").read_text()
+    assert md.startswith("# Eager JVP") and "| jvp, zero products skipped |" in md
+
+
 @pytest.mark.parametrize("flag", ["--batch", "--repeats", "--side", "--layers"])
 def test_bad_sizes_are_named(flag):
     with pytest.raises(SystemExit, match=flag):
