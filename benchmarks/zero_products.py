@@ -20,9 +20,9 @@ turns (a 2-core machine's slow spells fall on all alike), the matrix products an
 generated code; and the tangent's relative distance between the two JVPs (the same sums less some zeros).
 Random weights (cost does not depend on weight values).
 
---eager: the three calls as the loss runs them without `distill.compile`: the forward, the JVP by PyTorch's rules
-(torch.func.jvp; for the whole student `loss.directional_derivative(..., skip_zeros=False)`) and the same with
-linear layers and convolutions skipping their weights' zero tangents (`skip_zero_products()`, the loss's default);
+--eager: the three calls as the loss runs them without `distill.compile` (`loss.directional_derivative` of the block
+or the student): the forward, the JVP by PyTorch's rules (`skip_zeros=False`: torch.func.jvp) and the loss's default,
+linear layers and convolutions skipping their weights' zero tangents on dual tensors (`skip_zero_tangents.skipping_jvp`);
 "products" then counts the ATen matrix products and convolutions the first call ran (`CountProducts`).
 """
 
@@ -93,8 +93,11 @@ def block_calls(args, device):
         return block_jvp(block, pt[:2], pt[2:], call_args, (0, 4))
 
     dual = (h, ts, dh, dts)
-    if args.eager:
-        return side * side, [("forward", forward, (h, ts)), (KEPT, jvp_kept, dual), (SKIPPED, skipped(jvp_kept), dual)]
+    if args.eager:  # the loss's own call on the block
+        from tbcm.loss import directional_derivative
+
+        tangent = lambda skip: lambda *a: directional_derivative(forward, a[:2], a[2:], skip_zeros=skip)  # noqa: E731
+        return side * side, [("forward", forward, (h, ts)), (KEPT, tangent(False), dual), (SKIPPED, tangent(True), dual)]
     return side * side, [("forward", torch.compile(forward, dynamic=False), (h, ts)),
                          (KEPT, torch.compile(jvp_kept, dynamic=False), dual),
                          (DROPPED, torch.compile(jvp_dropped, dynamic=False, options=drop_zero_products()), dual)]
@@ -133,16 +136,6 @@ def model_calls(args, device):
     dropped = torch.compile(dropped_block, dynamic=False, options=drop_zero_products())
     jvp = lambda block_fn: lambda *a: regional_jvp(fn, student.jvp_regions, a[:2], a[2:], block_fn=block_fn)  # noqa: E731
     return tokens, [("forward", fn, (x, t)), (KEPT, jvp(kept), (x, t, vx, vt)), (DROPPED, jvp(dropped), (x, t, vx, vt))]
-
-
-def skipped(fn):
-    """`fn` with linear layers and convolutions skipping their weights' zero tangents (eager)."""
-    from tbcm.skip_zero_tangents import skip_zero_products
-
-    def call(*a):
-        with skip_zero_products():
-            return fn(*a)
-    return call
 
 
 def products(code: str) -> dict:

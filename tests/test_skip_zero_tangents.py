@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tbcm.loss import directional_derivative, ode_tangents
-from tbcm.skip_zero_tangents import CountProducts, skip_zero_products
+from tbcm.skip_zero_tangents import CountProducts, skip_zero_products, skipping_jvp
 
 
 def jvp(fn, primals, tangents, skip: bool):
@@ -43,6 +43,11 @@ def test_a_layer_runs_two_products_not_three_and_the_same_jvp(name):
     assert stock.ops["zeros"] > 0 and skipped.ops["zeros"] == 0
     assert torch.equal(y1, y0)
     torch.testing.assert_close(dy1, dy0, rtol=1e-13, atol=1e-13)
+    # the loss's call: the same on dual tensors
+    with torch.no_grad(), CountProducts() as dual:
+        y2, dy2 = skipping_jvp(layer, (x,), (dx,))
+    assert dual.products == 2 and torch.equal(y2, y0)
+    torch.testing.assert_close(dy2, dy0, rtol=1e-13, atol=1e-13)
     # and the tangent is the derivative: central difference in float64
     eps = 1e-6
     fd = (layer(x + eps * dx) - layer(x - eps * dx)) / (2 * eps)

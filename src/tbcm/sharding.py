@@ -10,8 +10,8 @@ P-fold batch (tests/test_distill_robustness.py, on gloo; not yet run on NCCL).
 Why torch's fully_shard and not accelerate's FSDP plugin: accelerate enables FSDP only for GPU-class
 devices (a gloo group of CPU processes cannot use it), so that path could never be run by this
 project's CPU tests; fully_shard is the same code over gloo and NCCL. The frozen JVP pass calls the
-same sharded module under no_grad (the all-gather hooks run inside torch.func.jvp; the tangents live
-on activations, never on weights).
+same sharded module under no_grad (the all-gather hooks run inside the forward-mode pass; the tangents
+live on activations, never on weights).
 
 Checkpoints hold whole tensors in the layout a one-process run saves (the student's and w_phi's state
 dicts, the optimiser's state by parameter index, the EMA's shadow list), gathered with collectives
