@@ -99,7 +99,8 @@ def _bind(signature: dict, args, kwargs) -> list:
 
 class skip_zero_products(TorchFunctionMode):
     """Context manager: inside it F.linear and F.conv2d (so nn.Linear and nn.Conv2d) skip the products of absent
-    tangents in forward-mode AD; every other call passes through unchanged. For JVPs without gradient:
+    tangents in forward-mode AD; every other call passes through unchanged. For JVPs without gradient, on dual
+    tensors (`skipping_jvp`) or under torch.func (the same tangent, more host time per layer):
 
         with torch.no_grad(), skip_zero_products():
             out, tangent = torch.func.jvp(model, primals, tangents)
@@ -133,8 +134,9 @@ def _apply(fn, args):
 
 
 def skipping_jvp(fn, primals: tuple, tangents: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fn(*primals), its derivative along `tangents`): torch.func.jvp's result, taken on dual tensors
-    (`torch.autograd.forward_ad`) inside `skip_zero_products()`. For callers without gradient (the loss's tangent).
+    """(fn(*primals), its derivative along `tangents`) for an `fn` that returns one tensor: torch.func.jvp's result,
+    taken on dual tensors (`torch.autograd.forward_ad`) inside `skip_zero_products()`. For callers without gradient
+    (the loss's tangent).
 
     Dual tensors rather than torch.func.jvp because torch.func runs a custom Function's forward-mode rule through
     Python wrappers: on the CPU one small linear layer's JVP took 0.81 ms of host time under torch.func.jvp with
