@@ -1,5 +1,8 @@
 # tbcm: prompts -> black latent -> TBCM distillation -> 1/2/4-step sampling -> evaluation -> report.
 # Every rule is a `tbcm <stage>` command over the library; settings come from params.yaml.
+from pathlib import Path
+
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -23,6 +26,21 @@ if STAGE_CONFIG != config:
 # Compared before Snakemake's validate, which would fill in schema defaults the stages never see.
 validate(config, "workflow/schemas/params.schema.yaml")
 WORLD = config["source"] == "world"  # the embedded world; otherwise a local Sana teacher and MJHQ-30k
+
+# Which params.yaml keys each rule reads: one table for Snakemake's rerun triggers and dvc.yaml's params.
+with open(Path(workflow.basedir) / "workflow" / "stage_params.yaml") as f:
+    STAGE_PARAMS = yaml.safe_load(f)
+
+
+def stage_params(rule: str) -> dict:
+    """{key: value} of the params.yaml keys `rule` reads (workflow/stage_params.yaml), its rules' `params`."""
+    out = {}
+    for key in STAGE_PARAMS[rule]:
+        value = config
+        for part in key.split("."):
+            value = value[part]
+        out[key] = value
+    return out
 
 # A prompt file is read now, before any job starts: a missing file, a missing column or a set left
 # empty by cleaning and the word filter stops the run with the key and the path named.

@@ -5,7 +5,7 @@ VAE = f"{R}/world/vae" if WORLD else f"{config['sana']['teacher']}/vae"
 rule black_latent:
     input: VAE
     output: f"{R}/black_latent.pt"
-    params: cfg=config["black_latent"]
+    params: cfg=stage_params("black_latent")
     log: f"{R}/logs/black_latent.log"
     priority: 10  # distill needs it; 10 s, before the judge takes the second core
     shell: "tbcm black-latent --params {PARAMS} --vae {input} --out {output} > {log} 2>&1"

@@ -1,7 +1,7 @@
 rule distill:
     input: teacher=TEACHER, prompts=f"{R}/prompts/prompts.txt", black=f"{R}/black_latent.pt"
     output: student=directory(f"{R}/student"), live=directory(f"{R}/student_live")
-    params: cfg=config["distill"]
+    params: cfg=stage_params("distill")
     log: f"{R}/logs/distill.log"
     # The world: one thread, as a distillation step is no faster on two (2.2 steps/s either way), so
     # evaluate_teacher runs beside it. Sana scale: the GPU does the work, the CPUs feed it.

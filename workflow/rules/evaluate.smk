@@ -13,7 +13,7 @@ def judge_flag(wildcards, input):
 rule evaluate_teacher:
     input: model=TEACHER, data=EVAL_SET, ref=FID_REF, **JUDGE
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
-    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
+    params: cfg=stage_params("evaluate_teacher"), judge=judge_flag
     log: f"{R}/logs/evaluate_teacher.log"
     threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1
@@ -24,7 +24,7 @@ rule evaluate_teacher:
 rule evaluate_student:
     input: model=f"{R}/student", data=EVAL_SET, ref=FID_REF, **JUDGE
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
-    params: cfg={"sample": config["sample"], "evaluate": config["evaluate"]}, judge=judge_flag
+    params: cfg=stage_params("evaluate_student"), judge=judge_flag
     log: f"{R}/logs/evaluate_student.log"
     threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1

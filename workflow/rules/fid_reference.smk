@@ -1,10 +1,9 @@
 # The FID reference: features of every real image of the evaluation set at evaluate.resolution, computed
 # once into one .npz (named by the set, the feature extractor's weights and the resolution:
 # eval/reference.py) and read by both evaluation stages (`--ref-dir ... --ref-cached`). It depends on
-# the set, the feature extractor and these evaluate keys only, so changing the distillation (e.g.
-# distill.r_final), sample or evaluate.n leaves it alone.
+# the set, the feature extractor and three evaluate keys (workflow/stage_params.yaml) only, so changing
+# the distillation (e.g. distill.r_final), sample or evaluate.n leaves it alone.
 FID_REF = f"{R}/fid_reference"
-FID_REF_KEYS = ("resolution", "fid_features", "weights_dir")
 
 if WORLD:
     EVAL_SET = f"{R}/world/data"
@@ -12,7 +11,7 @@ if WORLD:
     rule fid_reference:
         input: data=EVAL_SET, judge=f"{R}/world/judge"
         output: directory(FID_REF)
-        params: cfg={k: config["evaluate"][k] for k in FID_REF_KEYS}
+        params: cfg=stage_params("fid_reference")
         log: f"{R}/logs/fid_reference.log"
         threads: 1  # runs beside distill, which has the other core
         # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
@@ -26,7 +25,7 @@ else:
     rule fid_reference:
         input: EVAL_SET
         output: directory(FID_REF)
-        params: cfg={k: config["evaluate"][k] for k in FID_REF_KEYS}
+        params: cfg=stage_params("fid_reference")
         log: f"{R}/logs/fid_reference.log"
         threads: 2
         # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)

@@ -3,6 +3,6 @@ rule collect_prompts:
     output: f"{R}/prompts/prompts.txt"
     log: f"{R}/logs/collect_prompts.log"
     params:
-        cfg=config["prompts"],
+        cfg=stage_params("collect_prompts"),
         world=lambda wc, input: f"--world-prompts {input}/train_prompts.txt" if not config["prompts"]["file"] else ""
     shell: "tbcm collect-prompts --params {PARAMS} {params.world} --out {output} > {log} 2>&1"

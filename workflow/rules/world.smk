@@ -7,14 +7,14 @@ if WORLD:
 
     rule world_data:
         output: directory(f"{R}/world/data")
-        params: cfg=config["world"]["data"]
+        params: cfg=stage_params("world_data")
         log: f"{R}/logs/world_data.log"
         shell: "tbcm world-data --params {PARAMS} --out {output} > {log} 2>&1"
 
     rule world_vae:
         input: f"{R}/world/data"
         output: directory(f"{R}/world/vae")
-        params: cfg=config["world"]["vae"]
+        params: cfg=stage_params("world_vae")
         log: f"{R}/logs/world_vae.log"
         threads: 2
         priority: 10
@@ -23,7 +23,7 @@ if WORLD:
     rule world_judge:
         input: f"{R}/world/data"
         output: directory(f"{R}/world/judge")
-        params: cfg=config["world"]["judge"]
+        params: cfg=stage_params("world_judge")
         log: f"{R}/logs/world_judge.log"
         threads: 1
         shell: "tbcm world-judge --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
@@ -31,7 +31,7 @@ if WORLD:
     rule world_teacher:
         input: data=f"{R}/world/data", vae=f"{R}/world/vae"
         output: directory(f"{R}/world/teacher")
-        params: cfg=config["world"]["teacher"], text=config["world"]["text"]
+        params: cfg=stage_params("world_teacher")
         log: f"{R}/logs/world_teacher.log"
         threads: 1
         priority: 10

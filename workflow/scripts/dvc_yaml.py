@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Write dvc.yaml from Snakemake's plan of params.yaml, or check that it is that plan.
+
+The Snakefile is the one description of the pipeline; DVC's stages are derived from it: one stage per rule
+that `snakemake --dry-run --forceall` plans for params.yaml, with the rule's command (less its log
+redirect), inputs (deps) and outputs, the params.yaml keys it reads (workflow/stage_params.yaml), and the
+training curves as DVC plots. So `source: world` gives the embedded world's stages and `source: sana` the
+real-scale chain (the teacher folder, MJHQ-30k and the prompt file as external deps), from the same rules.
+
+DVC itself cannot choose stages by a parameter, so dvc.yaml is written for the params.yaml at hand, and its
+first stage, `dvc_plan`, runs this script with --check whenever params.yaml or the rules change: every other
+stage follows it (those that need no other stage's output depend on its output), so a dvc.yaml left from another source stops `dvc repro` before anything runs, naming
+the command that rewrites it. Its output is one constant line (kept in git, like the metrics), so passing the
+check never makes another stage rerun.
+
+    python workflow/scripts/dvc_yaml.py            # rewrite dvc.yaml for params.yaml (in the project root)
+    python workflow/scripts/dvc_yaml.py --check    # exit 1, naming the differences, when it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+STAGE_PARAMS = Path("workflow") / "stage_params.yaml"
+PLAN_STAGE, PLAN_OUT = "dvc_plan", "results/dvc_plan.txt"
+PLAN_LINE = "dvc.yaml is the plan of params.yaml (workflow/scripts/dvc_yaml.py --check)\n"
+# Small outputs kept in git rather than in DVC's cache (.gitignore lets them in): the metrics, which `dvc
+# metrics diff` reads, and the report with its plots.
+METRICS_DIR = "results/metrics/"
+IN_GIT = ("results/report.md", "results/plots")
+PLOTS = "results/student_live/plots/metrics/"
+HEADER = """\
+# Written by workflow/scripts/dvc_yaml.py from Snakemake's plan of params.yaml (source: {source}): one stage
+# per rule, with its command, inputs, outputs and the params.yaml keys of workflow/stage_params.yaml. Do not
+# edit: change the rules (or params.yaml's source) and run `python workflow/scripts/dvc_yaml.py`.
+"""
+PLOTS_COMMENT = """\
+# Training curves (`dvc plots show`, `dvc plots diff`): one plot per metric (loss, grad_norm, r) against
+# step, from the per-metric TSVs dvclive writes under results/student_live/plots/metrics/ (tbcm.curves
+# never lets dvclive touch this file). The trailing "/" makes DVC read every file of the folder.
+"""
+
+
+def planned_jobs(root: Path) -> dict[str, dict]:
+    """rule -> {"input": [...], "output": [...], "cmd": str}, from Snakemake's dry run of params.yaml in `root`."""
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--forceall",
+                          "--cores", "1"], cwd=root, capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        raise SystemExit(f"dvc_yaml: Snakemake cannot plan params.yaml:\n{(run.stdout + run.stderr)[-3000:]}")
+    jobs, cur = {}, None
+    for line in run.stdout.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):", line)
+        if m:
+            cur = jobs.setdefault(m.group(1), {"input": [], "output": [], "cmd": None})
+        elif cur is not None and line.startswith("    input: "):
+            cur["input"] = [s.strip() for s in line[len("    input: "):].split(",")]
+        elif cur is not None and line.startswith("    output: "):
+            cur["output"] = [s.strip() for s in line[len("    output: "):].split(",")]
+        elif cur is not None and line.startswith("Shell command: "):
+            cmd = re.sub(r" > \S+\.log 2>&1$", "", line[len("Shell command: "):]).strip()
+            cur["cmd"] = re.sub(r" {2,}", " ", cmd)  # an empty optional flag leaves two spaces
+    jobs.pop("all", None)
+    return jobs
+
+
+def _flow(items) -> str:
+    """A YAML flow list, quoting only what YAML would misread (paths with spaces, colons, ...)."""
+    return "[" + ", ".join(s if re.fullmatch(r"[\w./-]+", s) else json.dumps(s) for s in items) + "]"
+
+
+def render(root: Path) -> str:
+    """dvc.yaml's text for params.yaml in `root`."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    keys = yaml.safe_load((root / STAGE_PARAMS).read_text())
+    jobs = planned_jobs(root)
+    unknown = sorted(set(jobs) - set(keys))
+    if unknown:
+        raise SystemExit(f"dvc_yaml: rule(s) {unknown} have no entry in {STAGE_PARAMS}: list the params.yaml keys "
+                         "they read there")
+    lines = [HEADER.format(source=params.get("source")).rstrip("\n"), "stages:",
+             f"  {PLAN_STAGE}:",
+             "    cmd: python workflow/scripts/dvc_yaml.py --check --out " + PLAN_OUT,
+             "    deps: " + _flow(["Snakefile", "workflow/rules", str(STAGE_PARAMS), "workflow/scripts/dvc_yaml.py"]),
+             "    params:", "      - params.yaml:",
+             f"    outs: [{PLAN_OUT}: {{cache: false}}]"]
+    produced = [o for job in jobs.values() for o in job["output"]]
+    for name in (k for k in keys if k in jobs):
+        job = jobs[name]
+        lines += [f"  {name}:", f"    cmd: {job['cmd']}"]
+        # The check comes first: stages that need no other stage's output wait for it, the rest follow them.
+        first = not any(i == o or i.startswith(o.rstrip("/") + "/") for i in job["input"] for o in produced)
+        lines.append("    deps: " + _flow([*job["input"], *([PLAN_OUT] if first else [])]))
+        if keys[name]:
+            lines.append("    params: " + _flow(keys[name]))
+        outs = [o for o in job["output"] if not o.startswith(METRICS_DIR)]
+        metrics = [o for o in job["output"] if o.startswith(METRICS_DIR)]
+        if outs:
+            lines.append("    outs: [" + ", ".join(f"{o}: {{cache: false}}" if o in IN_GIT else o for o in outs) + "]")
+        if metrics:
+            lines.append("    metrics: [" + ", ".join(f"{m}: {{cache: false}}" for m in metrics) + "]")
+    lines += ["", PLOTS_COMMENT.rstrip("\n"), "plots:", f"  - {PLOTS}:", "      x: step"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, default=Path("."), help="the project root (default: here)")
+    ap.add_argument("--check", action="store_true",
+                    help="do not write: exit 1 when dvc.yaml differs from the plan of params.yaml")
+    ap.add_argument("--out", type=Path, help="with --check: write one constant line here when it passes "
+                                             "(the dvc_plan stage's output)")
+    args = ap.parse_args(argv)
+    want, path = render(args.root), args.root / "dvc.yaml"
+    if not args.check:
+        _write_atomic(path, want)
+        print(f"dvc_yaml: wrote {path}")
+        return 0
+    have = path.read_text() if path.exists() else ""
+    if have != want:
+        diff = "".join(difflib.unified_diff(have.splitlines(True), want.splitlines(True), "dvc.yaml",
+                                            "plan of params.yaml"))
+        print(f"dvc_yaml: dvc.yaml is not the plan of params.yaml (written for another source, or the rules "
+              f"changed): run `python workflow/scripts/dvc_yaml.py`, then `dvc repro` again.\n{diff}", file=sys.stderr)
+        return 1
+    if args.out:
+        _write_atomic(args.root / args.out, PLAN_LINE)
+    print("dvc_yaml: dvc.yaml is the plan of params.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
