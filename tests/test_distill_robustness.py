@@ -393,6 +393,28 @@ def test_cli_names_a_missing_checkpoint(teacher, tmp_path, capsys):
     assert rc == 2 and "gone.pt: no such checkpoint file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("processes,world_size", [(2, None), (1, "4")])
+def test_cli_stops_when_distill_processes_is_not_what_was_launched(teacher, tmp_path, capsys, monkeypatch,
+                                                                   processes, world_size):
+    """distill.processes says how many processes train (each takes prompts_per_step prompts): a run launched
+    with another count stops before loading anything, naming the key and the launch command."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"]["processes"] = processes
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    if world_size:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    else:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    rc = cli_main(["distill", "--params", str(tmp_path / "params.yaml"), "--teacher", str(teacher), "--prompts",
+                   str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"), "--out",
+                   str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"distill.processes is {processes} but this is one of {world_size or 1} process" in err, err
+    assert f"--num_processes {processes}" in err and not (tmp_path / "out").exists()
+
+
 def launch_two(tmp_path, teacher: Path, out: str, *extra: str, params: str = "p2.yaml") -> None:
     """`tbcm distill --params tmp_path/<params>` under `accelerate launch` with 2 CPU processes (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
@@ -417,7 +439,7 @@ def test_two_processes_match_one_process_with_the_doubled_batch(teacher, tmp_pat
     ahead = 3 if parallel == "fsdp" else 1
     p = load_params(ROOT / "workflow" / "smoke.yaml")
     p["distill"].update(steps=4, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=True, ema_decay=0.9,
-                        checkpoint_every=2, parallel=parallel, rollout_ahead=ahead)
+                        checkpoint_every=2, parallel=parallel, rollout_ahead=ahead, processes=2)
     (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
     (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
     torch.save(BLACK, tmp_path / "black.pt")
@@ -490,7 +512,7 @@ def test_two_compiled_processes_match_one_compiled_process(teacher, tmp_path):
     the DDP module; the run matches 1 process of the doubled batch, as the eager one does."""
     p = load_params(ROOT / "workflow" / "smoke.yaml")
     p["distill"].update(steps=2, prompts_per_step=2, brightness_threshold=0.0, checkpoint_every=None,
-                        compile=True)
+                        compile=True, processes=2)
     (tmp_path / "p2.yaml").write_text(yaml.safe_dump(p))
     (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
     torch.save(BLACK, tmp_path / "black.pt")
@@ -518,7 +540,7 @@ def test_sharded_matches_replicated_with_bf16_checkpointing_and_a_frozen_weight(
     the same weights either way; only how gradients are reduced differs."""
     p = load_params(ROOT / "workflow" / "smoke.yaml")
     p["distill"].update(steps=3, prompts_per_step=2, brightness_threshold=5.0, adaptive_weight=False, precision="bf16",
-                        gradient_checkpointing=True, checkpoint_every=None)
+                        gradient_checkpointing=True, checkpoint_every=None, processes=2)
     (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
     torch.save(BLACK, tmp_path / "black.pt")
     curves = {}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,24 @@ def test_bad_configuration_stops_before_any_job(tmp_path):
     run = _snakemake(tmp_path, timeout=120)
     assert run.returncode != 0
     assert "steps" in run.stdout + run.stderr and not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_rerun_distill_under_accelerate_and_what_follows(smoke):
+    """distill.processes: 2 (last in this module: it changes the finished project). Only the distillation and
+    what reads it rerun; the distill rule launches 2 processes with accelerate (gloo on the CPU), which train
+    together (the run's log records 2 processes) and export a student the evaluation scores."""
+    config = smoke / "workflow" / "smoke.yaml"
+    config.write_text(config.read_text().replace("  processes: 1\n", "  processes: 2\n", 1))
+    res = smoke / "results"
+    before = (res / "metrics" / "teacher.json").stat().st_mtime_ns
+    run = _snakemake(smoke, "-p")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) - {"all"}
+    assert ran == {"distill", "evaluate_student", "report"}, sorted(ran)
+    assert "accelerate launch --multi_gpu --num_processes 2 --num_machines 1" in out
+    log = json.loads((res / "student" / "train_log.json").read_text())
+    assert log["num_processes"] == 2
+    assert set(json.loads((res / "metrics" / "student.json").read_text())) == {"real", "1_step", "2_step", "4_step"}
+    assert (res / "metrics" / "teacher.json").stat().st_mtime_ns == before

@@ -233,6 +233,11 @@ def _distill(args) -> int:
 
     params = _params(args)
     p = params["distill"]
+    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch (torchrun) in every process
+    if launched != p["processes"]:
+        raise ValueError(f"distill.processes is {p['processes']} but this is one of {launched} process(es): launch "
+                         f"`accelerate launch --multi_gpu --num_processes {p['processes']} -m tbcm.cli distill ...` (what "
+                         "the workflow's distill rule does), or set distill.processes to the processes you launch")
     if p["method"] != "tbcm":
         raise ValueError("distill.method 'scm' needs clean latents of images; the Sana-scale baseline stage is not wired yet")
     prompts = read_prompts(args.prompts)
