@@ -602,7 +602,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     ap.add_argument("--batch", type=int, default=1, help="TBCM prompts per step; sCM gets batch x (N-1) images (default 1)")
     ap.add_argument("--route-steps", type=int, default=16, help="N, teacher steps per trajectory (default 16)")
-    ap.add_argument("--jvp", choices=JVP_METHODS, default="processor", help="tangent method of the training steps")
+    ap.add_argument("--jvp", choices=JVP_METHODS, default="processor",
+                    help="tangent method of the training steps: processor (the JVP attention processor) or math (the "
+                         "stock attention on SDPA's math backend), each through the loss's JVP (linear layers and "
+                         "convolutions skipping zero tangents; the table's `math` row is torch.func.jvp alone), or "
+                         "finite_difference")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the tangent call and the student's gradient pass (as distill.compile does), "
                          "and the JVP-table calls")

@@ -15,6 +15,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from tbcm.atomic import write_text
 from tbcm.machine import cpu_model
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]")
@@ -72,7 +73,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n")  # atomically: a table half-written is never read as a result
 
 
 if __name__ == "__main__":
