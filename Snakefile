@@ -1,5 +1,7 @@
 # tbcm: prompts -> black latent -> TBCM distillation -> 1/2/4-step sampling -> evaluation -> report.
-# Every rule is a `tbcm <stage>` command over the library; settings come from params.yaml.
+# Every rule is a `tbcm <stage>` command over the library; settings come from params.yaml. Paths in the
+# commands are quoted ({input:q}): a user's teacher or MJHQ-30k folder may have spaces in its path.
+import shlex
 from pathlib import Path
 
 import yaml

@@ -8,4 +8,4 @@ rule black_latent:
     params: cfg=stage_params("black_latent")
     log: f"{R}/logs/black_latent.log"
     priority: 10  # distill needs it; 10 s, before the judge takes the second core
-    shell: "tbcm black-latent --params {PARAMS} --vae {input} --out {output} > {log} 2>&1"
+    shell: "tbcm black-latent --params {PARAMS:q} --vae {input:q} --out {output:q} > {log} 2>&1"

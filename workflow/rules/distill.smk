@@ -17,5 +17,5 @@ rule distill:
     priority: 10  # before evaluate_teacher: distill is on the critical path
     resources: gpu=PROCESSES, nodes=1
     shell:
-        "{DISTILL} distill --params {PARAMS} --teacher {input.teacher} --prompts {input.prompts} "
-        "--black-latent {input.black} --out {output.student} --live {output.live} --resume latest > {log} 2>&1"
+        "{DISTILL} distill --params {PARAMS:q} --teacher {input.teacher:q} --prompts {input.prompts:q} "
+        "--black-latent {input.black:q} --out {output.student:q} --live {output.live:q} --resume latest > {log} 2>&1"

@@ -7,7 +7,7 @@ JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 
 
 def judge_flag(wildcards, input):
-    return f"--judge {input.judge}" if WORLD else ""
+    return f"--judge {shlex.quote(input.judge)}" if WORLD else ""
 
 
 rule evaluate_teacher:
@@ -18,8 +18,8 @@ rule evaluate_teacher:
     threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1
     shell:
-        "tbcm {EVALUATE} --params {PARAMS} --teacher --samples {R}/samples/teacher --model {input.model} --data {input.data} {params.judge} "
-        "--ref-dir {input.ref} --ref-cached --grids {output.grids} --out {output.metrics} > {log} 2>&1"
+        "tbcm {EVALUATE} --params {PARAMS:q} --teacher --samples {R}/samples/teacher --model {input.model:q} --data {input.data:q} {params.judge} "
+        "--ref-dir {input.ref:q} --ref-cached --grids {output.grids:q} --out {output.metrics:q} > {log} 2>&1"
 
 rule evaluate_student:
     input: model=f"{R}/student", data=EVAL_SET, ref=FID_REF, **JUDGE
@@ -29,5 +29,5 @@ rule evaluate_student:
     threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
     resources: gpu=1
     shell:
-        "tbcm {EVALUATE} --params {PARAMS} --samples {R}/samples/student --model {input.model} --data {input.data} {params.judge} "
-        "--ref-dir {input.ref} --ref-cached --grids {output.grids} --out {output.metrics} > {log} 2>&1"
+        "tbcm {EVALUATE} --params {PARAMS:q} --samples {R}/samples/student --model {input.model:q} --data {input.data:q} {params.judge} "
+        "--ref-dir {input.ref:q} --ref-cached --grids {output.grids:q} --out {output.metrics:q} > {log} 2>&1"

@@ -17,7 +17,7 @@ if WORLD:
         # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
         # (or Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a
         # GPU job would wait in a queue.
-        shell: "tbcm eval-reference --params {PARAMS} --data {input.data}/eval --judge {input.judge} --ref-dir {output} > {log} 2>&1"
+        shell: "tbcm eval-reference --params {PARAMS:q} --data {input.data:q}/eval --judge {input.judge:q} --ref-dir {output:q} > {log} 2>&1"
 
 else:
     EVAL_SET = config["sana"]["mjhq"]
@@ -31,4 +31,4 @@ else:
         # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)
         # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU.
         resources: gpu=1
-        shell: "tbcm eval-reference --params {PARAMS} --data {input} --ref-dir {output} > {log} 2>&1"
+        shell: "tbcm eval-reference --params {PARAMS:q} --data {input:q} --ref-dir {output:q} > {log} 2>&1"

@@ -4,5 +4,5 @@ rule collect_prompts:
     log: f"{R}/logs/collect_prompts.log"
     params:
         cfg=stage_params("collect_prompts"),
-        world=lambda wc, input: f"--world-prompts {input}/train_prompts.txt" if not config["prompts"]["file"] else ""
-    shell: "tbcm collect-prompts --params {PARAMS} {params.world} --out {output} > {log} 2>&1"
+        world=lambda wc, input: f"--world-prompts {shlex.quote(str(input))}/train_prompts.txt" if not config["prompts"]["file"] else ""
+    shell: "tbcm collect-prompts --params {PARAMS:q} {params.world} --out {output:q} > {log} 2>&1"

@@ -5,4 +5,4 @@ rule report:
     output: report=f"{R}/report.md", plots=directory(f"{R}/plots")
     log: f"{R}/logs/report.log"
     params: world=f"--world {R}/world" if WORLD else ""
-    shell: "tbcm report --params {PARAMS} --teacher {input.teacher} --student {input.student} --train-log {input.student_dir}/train_log.json {params.world} --out {output.report} > {log} 2>&1"
+    shell: "tbcm report --params {PARAMS:q} --teacher {input.teacher:q} --student {input.student:q} --train-log {input.student_dir:q}/train_log.json {params.world} --out {output.report:q} > {log} 2>&1"

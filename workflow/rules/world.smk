@@ -9,7 +9,7 @@ if WORLD:
         output: directory(f"{R}/world/data")
         params: cfg=stage_params("world_data")
         log: f"{R}/logs/world_data.log"
-        shell: "tbcm world-data --params {PARAMS} --out {output} > {log} 2>&1"
+        shell: "tbcm world-data --params {PARAMS:q} --out {output:q} > {log} 2>&1"
 
     rule world_vae:
         input: f"{R}/world/data"
@@ -18,7 +18,7 @@ if WORLD:
         log: f"{R}/logs/world_vae.log"
         threads: 2
         priority: 10
-        shell: "tbcm world-vae --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
+        shell: "tbcm world-vae --params {PARAMS:q} --data {input:q} --out {output:q} > {log} 2>&1"
 
     rule world_judge:
         input: f"{R}/world/data"
@@ -26,7 +26,7 @@ if WORLD:
         params: cfg=stage_params("world_judge")
         log: f"{R}/logs/world_judge.log"
         threads: 1
-        shell: "tbcm world-judge --params {PARAMS} --data {input} --out {output} > {log} 2>&1"
+        shell: "tbcm world-judge --params {PARAMS:q} --data {input:q} --out {output:q} > {log} 2>&1"
 
     rule world_teacher:
         input: data=f"{R}/world/data", vae=f"{R}/world/vae"
@@ -35,4 +35,4 @@ if WORLD:
         log: f"{R}/logs/world_teacher.log"
         threads: 1
         priority: 10
-        shell: "tbcm world-teacher --params {PARAMS} --data {input.data} --vae {input.vae} --out {output} > {log} 2>&1"
+        shell: "tbcm world-teacher --params {PARAMS:q} --data {input.data:q} --vae {input.vae:q} --out {output:q} > {log} 2>&1"

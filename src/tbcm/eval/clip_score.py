@@ -63,13 +63,17 @@ def open_clip_scorer(model: str, weights: str | Path, device: str | torch.device
     """An open_clip model built from its architecture name and a local weights file (never a download).
 
     OpenAI's ViT-L/14 weights need the architecture `ViT-L-14-quickgelu`: OpenAI trained with
-    QuickGELU, and open_clip's plain `ViT-L-14` would run them with the wrong activation.
+    QuickGELU, and open_clip's plain `ViT-L-14` would run them with the wrong activation. An architecture
+    open_clip does not ship is read from `<model>.json` (open_clip's model-config format) beside the weights.
     """
     import open_clip
 
     weights = Path(weights)
     if not weights.is_file():
         raise ValueError(f"CLIP weights file not found: {weights}")
+    config = weights.parent / f"{model}.json"
+    if config.is_file():
+        open_clip.add_model_config(config)
     net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=str(weights), device=device)
     net.eval()
     tokenizer = open_clip.get_tokenizer(model)

@@ -1,0 +1,119 @@
+"""`source: sana` end to end, as a user at real scale runs it, with tiny stand-ins for what they bring.
+
+The teacher folder is a tiny SanaPipeline (the embedded world's teacher: diffusers' Sana classes, a DC-AE,
+a Gemma-2 text encoder), MJHQ-30k is 8 captioned images in its layout, the prompts are a plain file and the
+CLIP weights a tiny open_clip architecture described by a config beside them; all live outside the project,
+named by absolute paths with spaces in params.yaml. dvc.yaml is rewritten for that params.yaml
+(workflow/scripts/dvc_yaml.py) and `dvc repro` runs every stage for real: the prompts with Sana's complex
+human instruction and 300 tokens, the black latent from the teacher's DC-AE, TBCM, the FID reference by
+Inception-v3 (the offline copy) and both evaluations with CLIP, the report. Snakemake, on the same
+project, plans exactly the jobs DVC ran (their commands are its planned ones: tests/test_dvc_yaml.py).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from eval_helpers import TINY_CLIP, tiny_open_clip
+from project_copy import copy_project
+from tbcm.eval.mjhq import load_meta, subset
+from tbcm.world.autoencoder import AutoencoderConfig
+from tbcm.world.build import build_data, build_teacher_stage, build_vae
+from tbcm.world.teacher import TeacherConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
+SANA_STAGES = {"dvc_plan", "collect_prompts", "black_latent", "distill", "fid_reference", "evaluate_teacher",
+               "evaluate_student", "report"}
+
+
+def _env() -> dict:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+                OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                GIT_COMMITTER_EMAIL="t@t")
+
+
+def sh(cwd, *args, timeout=900) -> str:
+    out = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(map(str, args))} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    """What a user brings, outside the project: a SanaPipeline teacher, an MJHQ-layout set, prompts, CLIP weights."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("user files")  # a space in every path, as user folders may have
+    world = root / "world"
+    build_data(world / "data", n_train=64, n_eval=32, seed=0, resolution=32)
+    build_vae(world / "data", world / "vae", AutoencoderConfig(channels=(8, 16, 32), steps=3, batch_size=16), n_psnr=8)
+    build_teacher_stage(world / "data", world / "vae", root / "sana teacher", TeacherConfig(steps=3, batch_size=16),
+                        dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1))
+    meta = load_meta(world / "data" / "eval")
+    cats = sorted({m["category"] for m in meta.values()})[:2]
+    ids = subset({i: m for i, m in meta.items() if m["category"] in cats}, per_category=4)
+    mjhq = root / "MJHQ-30k"
+    for i in ids:
+        dst = mjhq / "imgs" / meta[i]["category"] / f"{i}.jpg"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(world / "data" / "eval" / "imgs" / meta[i]["category"] / f"{i}.jpg", dst)
+    (mjhq / "meta_data.json").write_text(json.dumps({i: meta[i] for i in ids}))
+    shutil.copy(world / "data" / "train_prompts.txt", root / "prompts.txt")
+    (root / "clip").mkdir()
+    weights = tiny_open_clip(root / "clip")
+    shutil.copy(root / "clip" / "configs" / f"{TINY_CLIP}.json", weights.parent / f"{TINY_CLIP}.json")
+    return dict(teacher=root / "sana teacher", mjhq=mjhq, prompts=root / "prompts.txt", weights=weights,
+                n_images=len(ids), categories=set(cats))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, user_files):
+    """The project (a git + DVC repository) with a `source: sana` params.yaml and dvc.yaml rewritten for it."""
+    repo = copy_project(tmp_path_factory.mktemp("sana_project"), PROJECT)
+    p = yaml.safe_load((ROOT / "workflow" / "smoke.yaml").read_text())
+    p.update(source="sana", sana={"teacher": str(user_files["teacher"]), "mjhq": str(user_files["mjhq"])})
+    p["prompts"].update(file=str(user_files["prompts"]), limit=16)
+    p["distill"].update(steps=2)
+    p["sample"].update(steps=[1, 2])
+    p["evaluate"].update(n=None, resolution=64, batch_size=8, fid_features="inception",
+                         weights_dir=str(user_files["weights"].parent), clip_model=TINY_CLIP,
+                         clip_weights=user_files["weights"].name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    sh(repo, sys.executable, "workflow/scripts/dvc_yaml.py")
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "sana project")
+    return repo
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_sana_chain_and_snakemake_plans_the_same_jobs(project, user_files):
+    log = sh(project, sys.executable, "-m", "dvc", "repro", timeout=1500)
+    assert set(re.findall(r"Running stage '(\w+)'", log)) == SANA_STAGES, log[-4000:]
+    res = project / "results"
+    distill_log = json.loads((res / "student" / "train_log.json").read_text())
+    assert distill_log["config"]["text_max_length"] == 300 and distill_log["config"]["text_instruction"]
+    for who, rows in (("teacher", {"real", "1_step", "4_step"}), ("student", {"real", "1_step", "2_step"})):
+        m = json.loads((res / "metrics" / f"{who}.json").read_text())
+        assert set(m) == rows, m  # the teacher at its own 4 steps and, for comparison, at 1
+        for row in m.values():
+            assert row["n"] == user_files["n_images"] and set(row["per_category"]) == user_files["categories"], row
+            assert row["feature_extractor"].startswith("inception-v3"), row
+            assert row["clip_model"].startswith(f"open_clip {TINY_CLIP}"), row
+        assert abs(m["real"]["fid"]) < 1e-3  # the set against its own reference
+    assert (res / "report.md").read_text().startswith("# tbcm report")
+    assert "Data and pipelines are up to date" in sh(project, sys.executable, "-m", "dvc", "status")
+
+    # Snakemake plans, from the same params.yaml, exactly the jobs DVC ran (less DVC's own check), with the
+    # commands DVC ran (tests/test_dvc_yaml.py: dvc.yaml is that plan)
+    plan = sh(project, sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--cores", "1")
+    planned = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.M)) - {"all"}
+    assert planned == SANA_STAGES - {"dvc_plan"}, sorted(planned)
