@@ -8,6 +8,7 @@ deps, which DVC accepts; and a dvc.yaml left from another source stops `dvc repr
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def snakemake_jobs(cwd) -> dict:
             key, _, value = line.strip().partition(": ")
             cur[key] = sorted(s.strip() for s in value.split(","))
         elif cur is not None and line.startswith("Shell command: "):
-            cur["cmd"] = " ".join(line[len("Shell command: "):].split()[:-3])  # less "> log 2>&1"
+            cur["cmd"] = line[len("Shell command: "):].rsplit(" > ", 1)[0]  # less "> log 2>&1"
     jobs.pop("all", None)
     return jobs
 
@@ -62,7 +63,7 @@ def check_stages_are_the_rules(cwd) -> dict:
     assert plan["outs"] == [{"results/dvc_plan.txt": {"cache": False}}] and plan["params"] == [{"params.yaml": None}]
     for name, st in stages.items():
         job = jobs[name]
-        assert " ".join(st["cmd"].split()) == job["cmd"], name
+        assert st["cmd"] == shlex.join(shlex.split(job["cmd"])), name
         deps = _paths(st.get("deps"))
         gated = "results/dvc_plan.txt" in deps
         assert sorted(set(deps) - {"results/dvc_plan.txt"}) == job.get("input", []), name
@@ -125,3 +126,46 @@ def test_a_rule_missing_from_stage_params_is_named(tmp_path):
     out = dvc_yaml(work)
     assert out.returncode != 0, out.stdout
     assert "report" in out.stderr + out.stdout and "stage_params.yaml" in out.stderr + out.stdout, out.stderr
+
+
+def test_a_dvc_yaml_swapped_back_reruns_the_check_though_params_yaml_did_not_change(sana_project):
+    """After the check passed for the sana dvc.yaml, the world's file comes back (as `git checkout -- dvc.yaml`
+    would): DVC sees the check's command changed (it carries a digest of the stages) and the check stops it."""
+    assert dvc_yaml(sana_project).returncode == 0
+    assert run(sana_project, sys.executable, "-m", "dvc", "repro", "dvc_plan").returncode == 0
+    shutil.copy(ROOT / "dvc.yaml", sana_project / "dvc.yaml")
+    status = run(sana_project, sys.executable, "-m", "dvc", "status", "dvc_plan")
+    assert "changed command" in status.stdout, status.stdout + status.stderr
+    out = run(sana_project, sys.executable, "-m", "dvc", "repro")
+    log = out.stdout + out.stderr
+    assert out.returncode != 0 and re.findall(r"Running stage '(\w+)'", log) == ["dvc_plan"], log[-3000:]
+    assert "dvc.yaml is not the plan of params.yaml" in log
+
+
+def test_settings_that_change_no_command_leave_dvc_yaml_alone(tmp_path):
+    """distill.processes (tbcm distill launches them itself), distill.r_final: `dvc exp run -S` can set them."""
+    work = copy_project(tmp_path, ("Snakefile", "params.yaml", "workflow", "dvc.yaml"))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["distill"].update(processes=8, r_final=0.5)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    check = dvc_yaml(work, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_paths_yaml_would_misread_are_written_quoted(tmp_path):
+    """A folder named with ' #' and ': ' (a comment and a mapping to plain YAML) and spaces: every command reads
+    back whole, the quoted paths intact, and DVC reads the file."""
+    work = copy_project(tmp_path, ("Snakefile", "workflow", "profiles", "dvc.yaml", ".gitignore"))
+    shutil.copy(work / sana_configuration(work), work / "params.yaml")
+    (work / "mjhq").rename(work / "MJHQ #1: the set")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["sana"]["mjhq"] = "MJHQ #1: the set"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert dvc_yaml(work).returncode == 0
+    stages = check_stages_are_the_rules(work)
+    assert shlex.split(stages["fid_reference"]["cmd"])[4:6] == ["--data", "MJHQ #1: the set"], stages["fid_reference"]
+    assert "MJHQ #1: the set" in stages["fid_reference"]["deps"]
+    for args in (("git", "init", "-q"), (sys.executable, "-m", "dvc", "init", "-q")):
+        assert run(work, *args).returncode == 0
+    dag = run(work, sys.executable, "-m", "dvc", "dag", "--md")
+    assert dag.returncode == 0 and "fid_reference" in dag.stdout, dag.stdout + dag.stderr

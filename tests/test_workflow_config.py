@@ -114,13 +114,14 @@ def test_sana_source_plans_the_reference_and_evaluation_on_mjhq(project):
 
 
 def test_several_processes_ask_slurm_for_that_many_gpus_on_one_node(project):
-    """distill.processes: 4 plans `accelerate launch` of 4 processes and asks for 4 GPUs on one node (what the
-    Slurm executor submits as --gpus=4 --nodes=1); the other GPU rules still ask for one."""
+    """distill.processes: 4 plans the same `tbcm distill` command (which launches the 4 processes) and asks for
+    4 GPUs on one node (what the Slurm executor submits as --gpus=4 --nodes=1), and the host memory of 4 loads;
+    the other GPU rules still ask for one."""
     run = _dry_run(project, "--printshellcmds", "--configfile",
                    str(_with(project, "four", lambda p: p["distill"].update(processes=4))))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-2000:]
-    assert _planned(out)["distill"].startswith("accelerate launch --multi_gpu --num_processes 4 --num_machines 1 ")
+    assert _planned(out)["distill"].startswith("tbcm distill --params ")
     blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
-    assert re.search(r"resources: .*gpu=4, nodes=1", blocks["distill"]), blocks["distill"]
+    assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=96000", blocks["distill"]), blocks["distill"]
     assert re.search(r"resources: .*gpu=1\b", blocks["evaluate_student"]), blocks["evaluate_student"]

@@ -79,8 +79,9 @@ def test_bad_configuration_stops_before_any_job(tmp_path):
 @pytest.mark.slow
 def test_two_processes_rerun_distill_under_accelerate_and_what_follows(smoke):
     """distill.processes: 2 (last in this module: it changes the finished project). Only the distillation and
-    what reads it rerun; the distill rule launches 2 processes with accelerate (gloo on the CPU), which train
-    together (the run's log records 2 processes) and export a student the evaluation scores."""
+    what reads it rerun; the same `tbcm distill` command launches 2 processes with accelerate (gloo on the CPU),
+    one of the rule's 2 threads each, which train together (the run's log records 2 processes) and export a
+    student the evaluation scores."""
     config = smoke / "workflow" / "smoke.yaml"
     config.write_text(config.read_text().replace("  processes: 1\n", "  processes: 2\n", 1))
     res = smoke / "results"
@@ -90,7 +91,9 @@ def test_two_processes_rerun_distill_under_accelerate_and_what_follows(smoke):
     assert run.returncode == 0, out[-3000:]
     ran = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) - {"all"}
     assert ran == {"distill", "evaluate_student", "report"}, sorted(ran)
-    assert "accelerate launch --multi_gpu --num_processes 2 --num_machines 1" in out
+    launch = (res / "logs" / "distill.log").read_text()
+    assert re.search(r"accelerate\.commands\.launch --multi_gpu --num_processes 2 --num_machines 1 .*"
+                     r"--num_cpu_threads_per_process 1 -m tbcm\.cli distill --params ", launch), launch[:2000]
     log = json.loads((res / "student" / "train_log.json").read_text())
     assert log["num_processes"] == 2
     assert set(json.loads((res / "metrics" / "student.json").read_text())) == {"real", "1_step", "2_step", "4_step"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -223,6 +225,22 @@ def _black_latent(args) -> int:
     return 0
 
 
+def _launch_processes(processes: int, argv: list[str]) -> int:
+    """`tbcm distill` with distill.processes N > 1, not launched yet: the same command under `accelerate launch`,
+    N processes on this node, one per GPU (without a GPU, a gloo group of CPU processes). Launched here rather
+    than written into the workflow's command, so that the command, and dvc.yaml with it, does not depend on
+    distill.processes (`dvc exp run -S distill.processes=8` works). The job's CPU threads (OMP_NUM_THREADS, which
+    Snakemake sets to the rule's threads, else the CPUs this process may use) are shared out: accelerate would
+    give each process all of them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_cpu_threads_per_process", str(max(1, threads // processes)), "-m", "tbcm.cli", *argv]
+    print(f"tbcm distill: distill.processes {processes}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    return subprocess.call(cmd)
+
+
 def _distill(args) -> int:
     import torch
 
@@ -233,11 +251,13 @@ def _distill(args) -> int:
 
     params = _params(args)
     p = params["distill"]
-    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch (torchrun) in every process
-    if launched != p["processes"]:
-        raise ValueError(f"distill.processes is {p['processes']} but this is one of {launched} process(es): launch "
-                         f"`accelerate launch --multi_gpu --num_processes {p['processes']} -m tbcm.cli distill ...` (what "
-                         "the workflow's distill rule does), or set distill.processes to the processes you launch")
+    launched = os.environ.get("WORLD_SIZE")  # set by accelerate launch (torchrun) in every process it starts
+    if launched is None and p["processes"] > 1:
+        return _launch_processes(p["processes"], args.argv)
+    if int(launched or 1) != p["processes"]:
+        raise ValueError(f"distill.processes is {p['processes']} but this is one of {launched} processes: run "
+                         "`tbcm distill` alone (it launches distill.processes processes itself), or set "
+                         "distill.processes to the number you launch")
     if p["method"] != "tbcm":
         raise ValueError("distill.method 'scm' needs clean latents of images; the Sana-scale baseline stage is not wired yet")
     prompts = read_prompts(args.prompts)
@@ -404,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what `tbcm distill` relaunches under accelerate
     try:
         return args.func(args)
     except (ValueError, FileExistsError) as e:  # bad input: say what, no traceback

@@ -1,10 +1,7 @@
-# distill.processes > 1: one process per GPU of one node, launched by accelerate (DDP or FSDP, distill.parallel);
-# without a GPU the same command forms a gloo group of CPU processes. Mixed precision is distill.precision,
-# not accelerate's flag. Several nodes need a launcher per node, which this rule does not do.
+# distill.processes > 1: `tbcm distill` launches that many processes on the job's node, one per GPU, with
+# accelerate (DDP or FSDP, distill.parallel; without a GPU a gloo group of CPU processes), so the command, and
+# dvc.yaml with it, is the same for any count. Several nodes need a launcher per node, which this rule does not do.
 PROCESSES = config["distill"]["processes"]
-DISTILL = "tbcm" if PROCESSES == 1 else (
-    f"accelerate launch --multi_gpu --num_processes {PROCESSES} --num_machines 1 --mixed_precision no "
-    "--dynamo_backend no -m tbcm.cli")
 
 rule distill:
     input: teacher=TEACHER, prompts=f"{R}/prompts/prompts.txt", black=f"{R}/black_latent.pt"
@@ -15,7 +12,9 @@ rule distill:
     # evaluate_teacher runs beside it. Sana scale: the GPUs do the work, two CPUs a process feed them.
     threads: PROCESSES * (1 if WORLD else 2)
     priority: 10  # before evaluate_teacher: distill is on the critical path
-    resources: gpu=PROCESSES, nodes=1
+    # Host memory: each process loads the teacher, Gemma-2-2B and the student in fp32 before moving them to its
+    # GPU (~15-23 GB at Sana-Sprint 0.6B, estimated), at the same time as the others.
+    resources: gpu=PROCESSES, nodes=1, mem_mb=max(64000, 24000 * PROCESSES)
     shell:
-        "{DISTILL} distill --params {PARAMS:q} --teacher {input.teacher:q} --prompts {input.prompts:q} "
+        "tbcm distill --params {PARAMS:q} --teacher {input.teacher:q} --prompts {input.prompts:q} "
         "--black-latent {input.black:q} --out {output.student:q} --live {output.live:q} --resume latest > {log} 2>&1"

@@ -8,7 +8,8 @@ training curves as DVC plots. So `source: world` gives the embedded world's stag
 real-scale chain (the teacher folder, MJHQ-30k and the prompt file as external deps), from the same rules.
 
 DVC itself cannot choose stages by a parameter, so dvc.yaml is written for the params.yaml at hand, and its
-first stage, `dvc_plan`, runs this script with --check whenever params.yaml or the rules change: every other
+first stage, `dvc_plan`, runs this script with --check whenever params.yaml, the rules or the stages change
+(its command carries a digest of them): every other
 stage follows it (those that need no other stage's output depend on its output), so a dvc.yaml left from another source stops `dvc repro` before anything runs, naming
 the command that rewrites it. Its output is one constant line (kept in git, like the metrics), so passing the
 check never makes another stage rerun.
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -68,9 +71,21 @@ def planned_jobs(root: Path) -> dict[str, dict]:
             cur["output"] = [s.strip() for s in line[len("    output: "):].split(",")]
         elif cur is not None and line.startswith("Shell command: "):
             cmd = re.sub(r" > \S+\.log 2>&1$", "", line[len("Shell command: "):]).strip()
-            cur["cmd"] = re.sub(r" {2,}", " ", cmd)  # an empty optional flag leaves two spaces
+            # one way of quoting, whatever the rule's spacing (an empty optional flag leaves two spaces)
+            cur["cmd"] = shlex.join(shlex.split(cmd))
     jobs.pop("all", None)
     return jobs
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML scalar: plain where YAML reads it back unchanged, else double-quoted (a path with ' #'
+    or ': ' would cut a plain command short or break the file)."""
+    try:
+        if yaml.safe_load(f"k: {text}") == {"k": text}:
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text)
 
 
 def _flow(items) -> str:
@@ -87,16 +102,11 @@ def render(root: Path) -> str:
     if unknown:
         raise SystemExit(f"dvc_yaml: rule(s) {unknown} have no entry in {STAGE_PARAMS}: list the params.yaml keys "
                          "they read there")
-    lines = [HEADER.format(source=params.get("source")).rstrip("\n"), "stages:",
-             f"  {PLAN_STAGE}:",
-             "    cmd: python workflow/scripts/dvc_yaml.py --check --out " + PLAN_OUT,
-             "    deps: " + _flow(["Snakefile", "workflow/rules", str(STAGE_PARAMS), "workflow/scripts/dvc_yaml.py"]),
-             "    params:", "      - params.yaml:",
-             f"    outs: [{PLAN_OUT}: {{cache: false}}]"]
+    lines = []
     produced = [o for job in jobs.values() for o in job["output"]]
     for name in (k for k in keys if k in jobs):
         job = jobs[name]
-        lines += [f"  {name}:", f"    cmd: {job['cmd']}"]
+        lines += [f"  {name}:", f"    cmd: {_scalar(job['cmd'])}"]
         # The check comes first: stages that need no other stage's output wait for it, the rest follow them.
         first = not any(i == o or i.startswith(o.rstrip("/") + "/") for i in job["input"] for o in produced)
         lines.append("    deps: " + _flow([*job["input"], *([PLAN_OUT] if first else [])]))
@@ -108,7 +118,16 @@ def render(root: Path) -> str:
             lines.append("    outs: [" + ", ".join(f"{o}: {{cache: false}}" if o in IN_GIT else o for o in outs) + "]")
         if metrics:
             lines.append("    metrics: [" + ", ".join(f"{m}: {{cache: false}}" for m in metrics) + "]")
-    lines += ["", PLOTS_COMMENT.rstrip("\n"), "plots:", f"  - {PLOTS}:", "      x: step"]
+    # The check's command carries a digest of the stages: a dvc.yaml swapped for another (`git checkout`) changes
+    # it, so DVC reruns the check even when params.yaml has not changed (DVC refuses dvc.yaml as a dependency).
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    plan = [f"  {PLAN_STAGE}:",
+            f"    cmd: python workflow/scripts/dvc_yaml.py --check --stages {digest} --out {PLAN_OUT}",
+            "    deps: " + _flow(["Snakefile", "workflow/rules", str(STAGE_PARAMS), "workflow/scripts/dvc_yaml.py"]),
+            "    params:", "      - params.yaml:",
+            f"    outs: [{PLAN_OUT}: {{cache: false}}]"]
+    lines = [HEADER.format(source=params.get("source")).rstrip("\n"), "stages:", *plan, *lines,
+             "", PLOTS_COMMENT.rstrip("\n"), "plots:", f"  - {PLOTS}:", "      x: step"]
     return "\n".join(lines) + "\n"
 
 
@@ -126,6 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=Path("."), help="the project root (default: here)")
     ap.add_argument("--check", action="store_true",
                     help="do not write: exit 1 when dvc.yaml differs from the plan of params.yaml")
+    ap.add_argument("--stages", metavar="DIGEST", help="ignored: the digest of the stages that dvc.yaml's check "
+                                                          "stage carries in its command, so that DVC reruns it when "
+                                                          "the stages change")
     ap.add_argument("--out", type=Path, help="with --check: write one constant line here when it passes "
                                              "(the dvc_plan stage's output)")
     args = ap.parse_args(argv)
@@ -138,8 +160,10 @@ def main(argv=None) -> int:
     if have != want:
         diff = "".join(difflib.unified_diff(have.splitlines(True), want.splitlines(True), "dvc.yaml",
                                             "plan of params.yaml"))
-        print(f"dvc_yaml: dvc.yaml is not the plan of params.yaml (written for another source, or the rules "
-              f"changed): run `python workflow/scripts/dvc_yaml.py`, then `dvc repro` again.\n{diff}", file=sys.stderr)
+        print(f"dvc_yaml: dvc.yaml is not the plan of params.yaml (written for another source or prompt file, or "
+              f"the rules changed): run `python workflow/scripts/dvc_yaml.py`, then `dvc repro` again. An experiment "
+              f"(`dvc exp run -S`) cannot change these settings; commit them with dvc.yaml rewritten.\n{diff}",
+              file=sys.stderr)
         return 1
     if args.out:
         _write_atomic(args.root / args.out, PLAN_LINE)
