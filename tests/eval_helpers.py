@@ -1,4 +1,5 @@
-"""Shared by the evaluation tests: a network-blocking fixture and a tiny open_clip model in a local file."""
+"""Shared by the evaluation tests: a network-blocking fixture, a tiny open_clip model in a local file and a
+small set in MJHQ-30k's layout."""
 
 import json
 import socket
@@ -36,4 +37,24 @@ def tiny_open_clip(tmp_path: Path) -> Path:
     model = open_clip.create_model(TINY_CLIP)
     (tmp_path / "weights").mkdir(exist_ok=True)
     torch.save(model.state_dict(), tmp_path / "weights" / "tiny.pt")
+    # beside the weights too, where another process (a workflow stage) finds the architecture
+    (tmp_path / "weights" / f"{TINY_CLIP}.json").write_text(json.dumps(cfg))
     return tmp_path / "weights" / "tiny.pt"
+
+
+def mjhq_layout_set(eval_dir: Path, out: Path, categories: int = 2, per_category: int = 4) -> list[str]:
+    """A small set in MJHQ-30k's layout (meta_data.json, imgs/<category>/<id>.jpg) at `out`, copied from the
+    first `categories` categories of a world's eval folder, up to `per_category` images each; returns its ids."""
+    import shutil
+
+    from tbcm.eval.mjhq import load_meta, subset
+
+    meta = load_meta(eval_dir)
+    cats = sorted({m["category"] for m in meta.values()})[:categories]
+    ids = subset({i: m for i, m in meta.items() if m["category"] in cats}, per_category=per_category)
+    for i in ids:
+        dst = out / "imgs" / meta[i]["category"] / f"{i}.jpg"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(eval_dir / "imgs" / meta[i]["category"] / f"{i}.jpg", dst)
+    (out / "meta_data.json").write_text(json.dumps({i: meta[i] for i in ids}))
+    return ids

@@ -13,7 +13,7 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
-from eval_helpers import TINY_CLIP, no_network, tiny_open_clip  # noqa: F401 (fixture)
+from eval_helpers import TINY_CLIP, mjhq_layout_set, no_network, tiny_open_clip  # noqa: F401 (fixture)
 from tbcm.distill import DistillConfig, read_prompts, run_distill
 from tbcm.eval.clip_score import clip_scores
 from tbcm.eval.fid import fid, file_features, keep_size, resize_to
@@ -285,15 +285,10 @@ def test_evaluate_command_on_an_mjhq_layout_set_offline_with_inception(world, tm
     Slow: each 2048-d Frechet distance takes seconds on one core, and there are 6."""
     from tbcm import cli
 
-    meta = load_meta(world / "data" / "eval")
-    cats = sorted({m["category"] for m in meta.values()})[:2]
-    ids = subset({i: m for i, m in meta.items() if m["category"] in cats}, per_category=4)
     mjhq = tmp_path / "mjhq"
-    for i in ids:
-        dst = mjhq / "imgs" / meta[i]["category"] / f"{i}.jpg"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(world / "data" / "eval" / "imgs" / meta[i]["category"] / f"{i}.jpg", dst)
-    (mjhq / "meta_data.json").write_text(json.dumps({i: meta[i] for i in ids}))
+    mjhq_layout_set(world / "data" / "eval", mjhq)
+    meta = load_meta(mjhq)
+    cats = sorted({m["category"] for m in meta.values()})
     weights = tiny_open_clip(tmp_path)
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["sample"].update(steps=[1])

@@ -22,9 +22,9 @@ import pytest
 import torch
 import yaml
 
-from eval_helpers import TINY_CLIP, tiny_open_clip
+from eval_helpers import TINY_CLIP, mjhq_layout_set, tiny_open_clip
 from project_copy import copy_project
-from tbcm.eval.mjhq import load_meta, subset
+from tbcm.eval.mjhq import load_meta
 from tbcm.world.autoencoder import AutoencoderConfig
 from tbcm.world.build import build_data, build_teacher_stage, build_vae
 from tbcm.world.teacher import TeacherConfig
@@ -57,21 +57,13 @@ def user_files(tmp_path_factory):
     build_vae(world / "data", world / "vae", AutoencoderConfig(channels=(8, 16, 32), steps=3, batch_size=16), n_psnr=8)
     build_teacher_stage(world / "data", world / "vae", root / "sana teacher", TeacherConfig(steps=3, batch_size=16),
                         dict(hidden=32, layers=1, heads=1), dict(hidden=32, layers=1))
-    meta = load_meta(world / "data" / "eval")
-    cats = sorted({m["category"] for m in meta.values()})[:2]
-    ids = subset({i: m for i, m in meta.items() if m["category"] in cats}, per_category=4)
     mjhq = root / "MJHQ-30k"
-    for i in ids:
-        dst = mjhq / "imgs" / meta[i]["category"] / f"{i}.jpg"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(world / "data" / "eval" / "imgs" / meta[i]["category"] / f"{i}.jpg", dst)
-    (mjhq / "meta_data.json").write_text(json.dumps({i: meta[i] for i in ids}))
+    ids = mjhq_layout_set(world / "data" / "eval", mjhq)
     shutil.copy(world / "data" / "train_prompts.txt", root / "prompts.txt")
     (root / "clip").mkdir()
-    weights = tiny_open_clip(root / "clip")
-    shutil.copy(root / "clip" / "configs" / f"{TINY_CLIP}.json", weights.parent / f"{TINY_CLIP}.json")
+    weights = tiny_open_clip(root / "clip")  # its architecture's config beside it, where the stages look
     return dict(teacher=root / "sana teacher", mjhq=mjhq, prompts=root / "prompts.txt", weights=weights,
-                n_images=len(ids), categories=set(cats))
+                n_images=len(ids), categories={m["category"] for m in load_meta(mjhq).values()})
 
 
 @pytest.fixture(scope="module")
