@@ -13,8 +13,9 @@ Long runs (issue 6):
   the step generator, each process's Python and torch global RNGs), so `resume="latest"` continues
   bit for bit.
 - Data parallel with accelerate (`accelerate launch --multi_gpu --num_processes N -m tbcm.cli distill
-  ...`, what the workflow runs for `distill.processes: N`; without a GPU the same command forms a gloo group of N CPU processes, whereas accelerate's
-  `--cpu` flag starts a single process unless MPI is set up): `prompts_per_step` is per
+  ...`, which `tbcm distill` runs itself for `distill.processes: N`; without a GPU the same command forms a
+  gloo group of N CPU processes, whereas accelerate's `--cpu` flag starts a single process unless MPI is
+  set up): `prompts_per_step` is per
   process; each process draws the whole step's prompts and randomness and trains on its slice
   (train_step.py), so P processes of B prompts are one process of P * B prompts.
   `parallel: fsdp` shards the student's weights, gradients and optimiser state over the processes
