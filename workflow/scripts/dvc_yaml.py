@@ -9,8 +9,8 @@ real-scale chain (the teacher folder, MJHQ-30k and the prompt file as external d
 
 DVC itself cannot choose stages by a parameter, so dvc.yaml is written for the params.yaml at hand, and its
 first stage, `dvc_plan`, runs this script with --check whenever params.yaml, the rules or the stages change
-(its command carries a digest of them): every other
-stage follows it (those that need no other stage's output depend on its output), so a dvc.yaml left from another source stops `dvc repro` before anything runs, naming
+(its command carries a digest of them). Every other stage follows it (those that need no other stage's output
+depend on its output), so a dvc.yaml left from another source stops `dvc repro` before anything runs, naming
 the command that rewrites it. Its output is one constant line (kept in git, like the metrics), so passing the
 check never makes another stage rerun.
 
@@ -24,15 +24,15 @@ import argparse
 import difflib
 import hashlib
 import json
-import os
 import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from tbcm.atomic import write_text
 
 STAGE_PARAMS = Path("workflow") / "stage_params.yaml"
 PLAN_STAGE, PLAN_OUT = "dvc_plan", "results/dvc_plan.txt"
@@ -131,14 +131,6 @@ def render(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,7 +145,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     want, path = render(args.root), args.root / "dvc.yaml"
     if not args.check:
-        _write_atomic(path, want)
+        write_text(path, want)
         print(f"dvc_yaml: wrote {path}")
         return 0
     have = path.read_text() if path.exists() else ""
@@ -166,7 +158,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     if args.out:
-        _write_atomic(args.root / args.out, PLAN_LINE)
+        write_text(args.root / args.out, PLAN_LINE)
     print("dvc_yaml: dvc.yaml is the plan of params.yaml")
     return 0
 
