@@ -104,7 +104,7 @@ def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypat
         raise AssertionError("the stage went on past a missing weight file")
 
     for mod, fn in ((G, "load_generator"), (E, "load_generator"), (E, "reference_features"),
-                    (R, "reference_features"), (E, "generate_folder")):
+                    (R, "reference_features"), (E, "fill_folder")):
         monkeypatch.setattr(mod, fn, must_not_run)
     weights = tmp_path / "weights"
     weights.mkdir()

@@ -17,7 +17,7 @@ from eval_helpers import TINY_CLIP, mjhq_layout_set, no_network, tiny_open_clip 
 from tbcm.distill import DistillConfig, read_prompts, run_distill
 from tbcm.eval.clip_score import clip_scores
 from tbcm.eval.fid import fid, file_features, keep_size, resize_to
-from tbcm.eval.generate import generate_folder, load_generator
+from tbcm.eval.generate import fill_folder, generate_folder, load_generator, open_folder
 from tbcm.eval.mjhq import global_index, image_paths, load_images, load_meta, subset
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig
@@ -171,6 +171,30 @@ def test_generation_resumes_only_the_missing_images_and_matches(world, tmp_path,
     redone = generate_folder(gen, meta, ids, global_index(meta), out, 2, 5.0, 0, batch_size=4, progress=False,
                              replace_stale=True)
     assert redone["generated"] == 10 and json.loads((out / "generation.json").read_text())["guidance"] == 5.0
+
+
+def test_shards_of_processes_fill_the_folder_with_the_one_process_images(world, tmp_path):
+    """evaluate.processes: process r of P fills batches r, r + P, ...; together they write each image once, the
+    same as one process, and each process resumes only its own batches."""
+    meta = load_meta(world / "data" / "eval")
+    ids = subset(meta, n=11)  # 3 batches of 4, the last short: uneven shares
+    gen = load_generator(world / "student", device="cpu")
+    whole = generate_folder(gen, meta, ids, global_index(meta), tmp_path / "one", 2, 4.5, 0, batch_size=4,
+                            progress=False)
+    out = tmp_path / "two"
+    open_folder(gen, out, 2, 4.5, 0, batch_size=4)
+    shares = [fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
+                          shard=(rank, 2)) for rank in (0, 1)]
+    assert [s["generated"] for s in shares] == [7, 4]  # batches 0 and 2 (ids 0-3, 8-10), then batch 1
+    assert not any(out.glob("imgs/*/.*"))
+    for a, b in zip(_arrays(whole["paths"]), _arrays(shares[0]["paths"])):
+        np.testing.assert_array_equal(a, b)
+    shares[0]["paths"][5].unlink()  # in process 1's batch
+    assert fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
+                       shard=(0, 2))["generated"] == 0
+    assert fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
+                       shard=(1, 2))["generated"] == 1
+    np.testing.assert_array_equal(_arrays(whole["paths"])[5], _arrays(shares[0]["paths"])[5])
 
 
 def test_metrics_exist_for_every_category_present(world, tmp_path):

@@ -75,7 +75,7 @@ def project(tmp_path_factory, user_files):
     p["prompts"].update(file=str(user_files["prompts"]), limit=16)
     p["distill"].update(steps=2)
     p["sample"].update(steps=[1, 2])
-    p["evaluate"].update(n=None, resolution=64, batch_size=8, fid_features="inception",
+    p["evaluate"].update(n=None, resolution=64, batch_size=3, fid_features="inception",
                          weights_dir=str(user_files["weights"].parent), clip_model=TINY_CLIP,
                          clip_weights=user_files["weights"].name)
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
@@ -109,3 +109,32 @@ def test_dvc_repro_runs_the_sana_chain_and_snakemake_plans_the_same_jobs(project
     plan = sh(project, sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--cores", "1")
     planned = set(re.findall(r"^(?:local)?rule (\w+):", plan, re.M)) - {"all"}
     assert planned == SANA_STAGES - {"dvc_plan"}, sorted(planned)
+
+
+@pytest.mark.slow
+def test_two_evaluation_processes_make_the_same_images_and_metrics(project):
+    """evaluate.processes: 2 reruns no stage (any count makes the same images, so it is not a stage parameter);
+    forced, the student's evaluation runs as two processes under accelerate launch (gloo, CPU), each making
+    its share of the images, and gives the one-process run's images bit for bit and its metrics exactly."""
+    sh(project, sys.executable, "-m", "dvc", "repro", timeout=1500)  # the chain above (nothing, if it ran)
+    res = project / "results"
+    one_metrics = json.loads((res / "metrics" / "student.json").read_text())
+    samples = res / "samples" / "student"
+    one_images = {p.relative_to(samples): p.read_bytes() for p in samples.rglob("*.png")}
+    assert len(one_images) == 2 * one_metrics["1_step"]["n"]  # 1 and 2 steps
+    params = project / "params.yaml"
+    p = yaml.safe_load(params.read_text())
+    p["evaluate"]["processes"] = 2
+    params.write_text(yaml.safe_dump(p, sort_keys=False))
+    log = sh(project, sys.executable, "-m", "dvc", "repro")
+    assert set(re.findall(r"Running stage '(\w+)'", log)) == {"dvc_plan"}, log[-4000:]  # its check only
+    shutil.rmtree(samples)
+    stage_log = sh(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "evaluate_student",
+                   timeout=900)
+    assert "evaluate.processes 2: " in stage_log and "accelerate.commands.launch --multi_gpu --num_processes 2" in stage_log
+    n = one_metrics["1_step"]["n"]  # 7 or 8 images in batches of 3: process 1 makes the 1st and 3rd, process 2 the 2nd
+    for k, made in ((1, n - 3), (2, 3)):
+        assert f"student_process {k}/2: generated {made} at 1 step(s), {made} at 2 step(s)" in stage_log, stage_log[-3000:]
+    assert f"student_1 step(s): {n} generated, 0 already there (2 processes)" in stage_log, stage_log[-3000:]
+    assert {p.relative_to(samples): p.read_bytes() for p in samples.rglob("*.png")} == one_images
+    assert json.loads((res / "metrics" / "student.json").read_text()) == one_metrics

@@ -53,6 +53,7 @@ CASES = {
     "all_filtered_out": (lambda p: p["prompts"].update(file="long.txt", max_words=3),
                          ["prompts.file", "no prompts left from long.txt"]),
     "missing_column": (lambda p: p["prompts"].update(file="p.csv"), ["prompts.file", "no column 'prompt'"]),
+    "world_evaluate_processes": (lambda p: p["evaluate"].update(processes=2), ["processes", "1 was expected"]),
     "sana_without_its_section": (lambda p: p.update(source="sana"), ["'sana' is a required property"]),
     "sana_without_prompt_file": (lambda p: p.update(source="sana", sana={"teacher": "t", "mjhq": "m"}),
                                  ["prompts.file", "source sana needs a prompt file"]),
@@ -125,3 +126,28 @@ def test_several_processes_ask_slurm_for_that_many_gpus_on_one_node(project):
     blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
     assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=96000", blocks["distill"]), blocks["distill"]
     assert re.search(r"resources: .*gpu=1\b", blocks["evaluate_student"]), blocks["evaluate_student"]
+
+
+def test_several_evaluation_processes_ask_for_that_many_gpus_and_rerun_nothing(project):
+    """source: sana, evaluate.processes: 4 plans the same `tbcm evaluate` commands (which launch the 4 processes)
+    on 4 GPUs of one node with 4 model loads of host memory. The count is no stage parameter (it changes no
+    image), and every other evaluate key is one, for Snakemake (params) and DVC (dvc.yaml) alike."""
+    sana = project / sana_configuration(project)
+    base = _dry_run(project, "--printshellcmds", "--configfile", str(sana))
+    four = project / "sana_four.yaml"
+    p = yaml.safe_load(sana.read_text())
+    p["evaluate"]["processes"] = 4
+    four.write_text(yaml.safe_dump(p))
+    run = _dry_run(project, "--printshellcmds", "--configfile", str(four))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-2000:]
+    blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
+    for who in ("teacher", "student"):
+        rule = f"evaluate_{who}"
+        assert _planned(out)[rule] == _planned(base.stdout + base.stderr)[rule].replace("sana.yaml", "sana_four.yaml")
+        assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=64000", blocks[rule]), blocks[rule]
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "params.schema.yaml").read_text())
+    keys = {f"evaluate.{k}" for k in schema["properties"]["evaluate"]["properties"]}
+    listed = yaml.safe_load((ROOT / "workflow" / "stage_params.yaml").read_text())
+    for rule in ("evaluate_teacher", "evaluate_student"):
+        assert set(listed[rule]) == {"sample"} | keys - {"evaluate.processes"}, listed[rule]

@@ -142,11 +142,13 @@ def _evaluate(args) -> int:
     load_meta(args.data)
     if not (Path(args.model) / "model_index.json").is_file():
         raise ValueError(f"{args.model} is not a diffusers pipeline folder (no model_index.json)")
-    import torch
-
+    if (code := _processes("evaluate", "evaluate.processes", e["processes"], args.argv)) is not None:
+        return code
+    from .eval.processes import join_group
     from .models.sana import prompt_encoding
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    group = join_group()  # evaluate.processes > 1: each generates its share of the images, the main one scores
+    device = group.device()
     label = "teacher_" if args.teacher else "student_"
     tokens, instruction = prompt_encoding(p["source"])  # as the distillation encoded them
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
@@ -155,9 +157,11 @@ def _evaluate(args) -> int:
                             text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
                             compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
-                       inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
-                       settings, Path(args.grids), label)
-    _write_metrics(args, m, label)
+                       inception_extractor(inception, device) if group.main else None,
+                       open_clip_scorer(e["clip_model"], clip, device) if group.main else None,
+                       settings, Path(args.grids), label, group=group)
+    if group.main:
+        _write_metrics(args, m, label)
     return 0
 
 
@@ -225,20 +229,32 @@ def _black_latent(args) -> int:
     return 0
 
 
-def _launch_processes(processes: int, argv: list[str]) -> int:
-    """`tbcm distill` with distill.processes N > 1, not launched yet: the same command under `accelerate launch`,
-    N processes on this node, one per GPU (without a GPU, a gloo group of CPU processes). Launched here rather
-    than written into the workflow's command, so that the command, and dvc.yaml with it, does not depend on
-    distill.processes (`dvc exp run -S distill.processes=8` works). The job's CPU threads (OMP_NUM_THREADS, which
-    Snakemake sets to the rule's threads, else the CPUs this process may use) are shared out: accelerate would
-    give each process all of them."""
+def _launch_processes(stage: str, key: str, processes: int, argv: list[str]) -> int:
+    """`tbcm <stage>` with `key` (a process count) N > 1, not launched yet: the same command under
+    `accelerate launch`, N processes on this node, one per GPU (without a GPU, a gloo group of CPU
+    processes). Launched here rather than written into the workflow's command, so that the command, and
+    dvc.yaml with it, does not depend on the count (`dvc exp run -S distill.processes=8` works). The job's
+    CPU threads (OMP_NUM_THREADS, which Snakemake sets to the rule's threads, else the CPUs this process
+    may use) are shared out: accelerate would give each process all of them."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--num_cpu_threads_per_process", str(max(1, threads // processes)), "-m", "tbcm.cli", *argv]
-    print(f"tbcm distill: distill.processes {processes}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    print(f"tbcm {stage}: {key} {processes}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     return subprocess.call(cmd)
+
+
+def _processes(stage: str, key: str, processes: int, argv: list[str]) -> int | None:
+    """None where this process should do the stage's work (alone, or as one of the `processes` that
+    accelerate launched), else the exit code of the launch of `processes` processes made here."""
+    launched = os.environ.get("WORLD_SIZE")  # set by accelerate launch (torchrun) in every process it starts
+    if launched is None and processes > 1:
+        return _launch_processes(stage, key, processes, argv)
+    if int(launched or 1) != processes:
+        raise ValueError(f"{key} is {processes} but this is one of {launched} processes: run `tbcm {stage}` "
+                         f"alone (it launches {key} processes itself), or set {key} to the number you launch")
+    return None
 
 
 def _distill(args) -> int:
@@ -251,13 +267,8 @@ def _distill(args) -> int:
 
     params = _params(args)
     p = params["distill"]
-    launched = os.environ.get("WORLD_SIZE")  # set by accelerate launch (torchrun) in every process it starts
-    if launched is None and p["processes"] > 1:
-        return _launch_processes(p["processes"], args.argv)
-    if int(launched or 1) != p["processes"]:
-        raise ValueError(f"distill.processes is {p['processes']} but this is one of {launched} processes: run "
-                         "`tbcm distill` alone (it launches distill.processes processes itself), or set "
-                         "distill.processes to the number you launch")
+    if (code := _processes("distill", "distill.processes", p["processes"], args.argv)) is not None:
+        return code
     if p["method"] != "tbcm":
         raise ValueError("distill.method 'scm' needs clean latents of images; the Sana-scale baseline stage is not wired yet")
     prompts = read_prompts(args.prompts)

@@ -2,7 +2,13 @@
 # against the FID reference of rules/fid_reference.smk, read and never computed here (--ref-cached).
 # The world is scored by its judge (`tbcm world-eval`), MJHQ-30k by Inception-v3 and OpenAI CLIP from
 # evaluate.weights_dir (`tbcm evaluate`).
+# evaluate.processes > 1 (source: sana): `tbcm evaluate` launches that many processes on the job's node, one
+# per GPU, each generating its share of the images; the main one scores them. The command is the same for any count.
 EVALUATE = "world-eval" if WORLD else "evaluate"
+EVAL_PROCESSES = config["evaluate"]["processes"]
+# Host memory: every process loads the model (and the main one Inception-v3 and CLIP) at once; the Slurm
+# profile's default for one, times the count (estimated, not measured).
+EVAL_MEM_MB = 16000 * EVAL_PROCESSES
 JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 
 
@@ -15,8 +21,8 @@ rule evaluate_teacher:
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
     params: cfg=stage_params("evaluate_teacher"), judge=judge_flag
     log: f"{R}/logs/evaluate_teacher.log"
-    threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
-    resources: gpu=1
+    threads: 1 if WORLD else 2 * EVAL_PROCESSES  # world: side by side (or beside distill), one core each
+    resources: gpu=EVAL_PROCESSES, nodes=1, mem_mb=EVAL_MEM_MB
     shell:
         "tbcm {EVALUATE} --params {PARAMS:q} --teacher --samples {R}/samples/teacher --model {input.model:q} --data {input.data:q} {params.judge} "
         "--ref-dir {input.ref:q} --ref-cached --grids {output.grids:q} --out {output.metrics:q} > {log} 2>&1"
@@ -26,8 +32,8 @@ rule evaluate_student:
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
     params: cfg=stage_params("evaluate_student"), judge=judge_flag
     log: f"{R}/logs/evaluate_student.log"
-    threads: 1 if WORLD else 2  # world: side by side (or beside distill), one core each
-    resources: gpu=1
+    threads: 1 if WORLD else 2 * EVAL_PROCESSES  # world: side by side (or beside distill), one core each
+    resources: gpu=EVAL_PROCESSES, nodes=1, mem_mb=EVAL_MEM_MB
     shell:
         "tbcm {EVALUATE} --params {PARAMS:q} --samples {R}/samples/student --model {input.model:q} --data {input.data:q} {params.judge} "
         "--ref-dir {input.ref:q} --ref-cached --grids {output.grids:q} --out {output.metrics:q} > {log} 2>&1"

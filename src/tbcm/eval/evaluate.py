@@ -22,9 +22,10 @@ import torch
 
 from .clip_score import ClipScorer, clip_scores, mean_by_category
 from .fid import FeatureExtractor, fid, fid_by_category, file_features
-from .generate import generate_folder, load_generator
+from .generate import fill_folder, list_folder, load_generator, open_folder
 from .grids import image_grid
 from .mjhq import global_index, image_paths, load_images, load_meta, subset
+from .processes import Group
 from .reference import Reference, reference_features
 
 GRID_SIZE = 24
@@ -65,11 +66,16 @@ def score_images(paths: Sequence[Path], feats: np.ndarray, ids: list[str], promp
 
 
 def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: str | Path, ref_dir: str | Path,
-                   extractor: FeatureExtractor, scorer: ClipScorer, settings: EvalSettings,
+                   extractor: FeatureExtractor | None, scorer: ClipScorer | None, settings: EvalSettings,
                    grid_dir: str | Path | None = None, label: str = "",
-                   extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
+                   extra: Callable[[Sequence[Path], list[str]], dict] | None = None,
+                   group: Group = Group()) -> dict | None:
     """Metrics of the model in `model_dir` (a SanaPipeline or SanaSprintPipeline folder) on the set at
-    `data_root`; its images go to `samples_root/<k>_step/` (resumable), grids to `grid_dir`."""
+    `data_root`; its images go to `samples_root/<k>_step/` (resumable), grids to `grid_dir`.
+
+    With a `group` of several processes (eval/processes.py), every process generates its share of the
+    images and the main one scores them: it alone needs the extractor and scorer (None elsewhere) and
+    returns the metrics; the others return None."""
     s = settings
     device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = load_meta(data_root)
@@ -77,24 +83,42 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     prompts = [meta[i]["prompt"] for i in ids]
     cats = [meta[i]["category"] for i in ids]
     real_paths = image_paths(data_root, meta, ids)  # a missing real image stops before any generation
-    ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress,
-                             compute=s.compute_reference)
+    if group.main:  # the reference too: a missing cached file stops before any generation
+        ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress,
+                                 compute=s.compute_reference)
+    gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
+    folders = {steps: Path(samples_root) / f"{steps}_step" for steps in s.steps}
+    # every step count's images first, the scoring after: processes other than the main one are done then
+    if group.main:
+        for steps, folder in folders.items():
+            open_folder(gen, folder, steps, s.guidance, s.seed, s.batch_size, replace_stale=True)
+    group.barrier()
+    made = {steps: fill_folder(gen, meta, ids, global_index(meta), folder, steps, s.guidance, s.seed, s.batch_size,
+                               s.progress and group.main, shard=(group.rank, group.size))
+            for steps, folder in folders.items()}
+    if group.size > 1:
+        print(f"{label}process {group.rank + 1}/{group.size}: generated "
+              + ", ".join(f"{m['generated']} at {steps} step(s)" for steps, m in made.items()), flush=True)
+    generated = {steps: group.total(m["generated"]) for steps, m in made.items()}  # waits for every process
+    if not group.main:
+        return None
+    del gen  # the model's memory, before the feature extractor and CLIP run
     common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
     out = {"real": {**score_images(real_paths, ref.rows(ids), ids, prompts, cats, ref, scorer, s.batch_size, extra),
                     **common}}
-    gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
-    for steps in s.steps:
-        made = generate_folder(gen, meta, ids, global_index(meta), Path(samples_root) / f"{steps}_step", steps,
-                               s.guidance, s.seed, s.batch_size, s.progress, replace_stale=True)
-        print(f"{label}{steps} step(s): {made['generated']} generated, {made['kept']} already there")
-        feats = file_features(made["paths"], extractor, s.resolution, s.batch_size, device, s.progress,
+    for steps, folder in folders.items():
+        list_folder(folder, meta, ids)
+        print(f"{label}{steps} step(s): {generated[steps]} generated, {len(ids) - generated[steps]} already there"
+              + (f" ({group.size} processes)" if group.size > 1 else ""))
+        paths = made[steps]["paths"]
+        feats = file_features(paths, extractor, s.resolution, s.batch_size, device, s.progress,
                               description=f"{label}{steps} step(s)")
-        row = score_images(made["paths"], feats, ids, prompts, cats, ref, scorer, s.batch_size, extra)
+        row = score_images(paths, feats, ids, prompts, cats, ref, scorer, s.batch_size, extra)
         out[f"{steps}_step"] = {**row, "steps": int(steps), "guidance": float(s.guidance), **common}
         if grid_dir is not None:
             k = min(GRID_SIZE, len(ids))
-            images = load_images(Path(samples_root) / f"{steps}_step", meta, ids[:k], ext="png")
+            images = load_images(folder, meta, ids[:k], ext="png")
             image_grid(images, Path(grid_dir) / f"{label}{steps}step.png", ncol=8, captions=prompts[:k],
                        title=f"{label}{steps} step(s), CFG {s.guidance}")
     return out

@@ -17,7 +17,8 @@ resumes: an image is written to a temporary name and renamed into place once com
 run never leaves a truncated image under a final name; a rerun regenerates exactly the missing or
 unreadable ones, identical to an uninterrupted run. The folder's `generation.json` records what its
 images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
-size and device type); a rerun with anything different stops instead of mixing sets.
+size and device type); a rerun with anything different stops instead of mixing sets. Several
+processes share a folder batch by batch (`fill_folder`'s shard, eval/processes.py).
 """
 
 from __future__ import annotations
@@ -194,22 +195,26 @@ def _save_png(array: np.ndarray, path: Path) -> None:
         Image.fromarray(array).save(tmp, format="PNG")
 
 
-def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
-                    guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
-                    replace_stale: bool = False) -> dict:
-    """Write the images of `ids` under `out` in MJHQ layout, generating only those not already there.
+def _settings(gen: Generator, steps: int, guidance: float, seed: int, batch_size: int) -> dict:
+    """What a folder's images are a function of (its generation.json)."""
+    return {"model": gen.fingerprint, "kind": gen.kind, "steps": int(steps), "guidance": float(guidance),
+            "seed": int(seed), "seed_rule": f"seed * {SEED_STRIDE} + index among sorted ids",
+            "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
+            "text_instruction": (hashlib.sha256("\n".join(gen.instruction).encode()).hexdigest()[:16]
+                                 if gen.instruction else None),
+            "device": torch.device(gen.device).type}
+
+
+def open_folder(gen: Generator, out: str | Path, steps: int, guidance: float, seed: int, batch_size: int = 64,
+                replace_stale: bool = False) -> None:
+    """Make `out` ready to hold this generator's images: record its settings (generation.json) or check
+    them against the recorded ones, and remove the temporaries of a run killed mid-write (never trusted).
 
     A folder made with other settings stops here, or, with `replace_stale` (a pipeline stage whose
-    parameters changed), has its images deleted first, saying so.
-    Returns {"generated": k, "kept": n - k, "paths": [...]} (paths in the order of `ids`).
-    """
+    parameters changed), has its images deleted first, saying so. With several processes only one calls
+    this, before any of them writes an image (eval/processes.py)."""
     out = Path(out)
-    settings = {"model": gen.fingerprint, "kind": gen.kind, "steps": int(steps), "guidance": float(guidance),
-                "seed": int(seed), "seed_rule": f"seed * {SEED_STRIDE} + index among sorted ids",
-                "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
-                "text_instruction": (hashlib.sha256("\n".join(gen.instruction).encode()).hexdigest()[:16]
-                                     if gen.instruction else None),
-                "device": torch.device(gen.device).type}
+    settings = _settings(gen, steps, guidance, seed, batch_size)
     record = out / GENERATION_FILE
     if record.is_file():
         old = json.loads(record.read_text())
@@ -224,17 +229,28 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
             write_json(record, settings)
     else:
         write_json(record, settings)
-    # temporaries of a run killed mid-write: never trusted, removed
     for tmp in out.glob("imgs/*/.*.tmp.png"):
         tmp.unlink()
+
+
+def fill_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
+                guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
+                shard: tuple[int, int] = (0, 1)) -> dict:
+    """Generate the images of `ids` missing from the opened folder `out` (MJHQ layout), those of this
+    process's shard (rank, processes) of the batches. Returns {"generated": k, "paths": [...]} (the paths
+    of all `ids`, in their order)."""
+    out, (rank, processes) = Path(out), shard
     paths = [image_path(out, meta, i, "png") for i in ids]
-    todo = {k for k, p in enumerate(paths) if not (p.is_file() and _is_complete_png(p))}
     # Batches are fixed slices of `ids`, and a batch with a missing image is recomputed whole: the
     # same shapes on the same device give the same floats, so a resumed set equals an uninterrupted
     # one bit for bit (recomputing only the missing images in other batches flips a rare pixel by 1).
-    chunks = [range(b, min(b + batch_size, len(ids))) for b in range(0, len(ids), batch_size)]
+    # The same fixed batches dealt out round-robin make the shards: each process checks and fills its
+    # own, so no process needs to know what the others find on disk.
+    chunks = [range(b, min(b + batch_size, len(ids))) for b in range(0, len(ids), batch_size)][rank::processes]
+    todo = {k for c in chunks for k in c if not (paths[k].is_file() and _is_complete_png(paths[k]))}
     chunks = [c for c in chunks if todo.intersection(c)]
-    bar = tqdm(total=len(todo), desc=f"{gen.kind} {steps} step(s)", unit="img", disable=not progress or not todo)
+    desc = f"{gen.kind} {steps} step(s)" + (f", process {rank + 1}/{processes}" if processes > 1 else "")
+    bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress or not todo)
     for chunk in chunks:
         imgs = generate(gen, [meta[ids[k]]["prompt"] for k in chunk], [index[ids[k]] for k in chunk], steps,
                         guidance, seed, batch_size)
@@ -243,7 +259,25 @@ def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str,
                 _save_png(img, paths[k])
                 bar.update(1)
     bar.close()
-    listed = out / "meta_data.json"  # the folder is itself an MJHQ-layout set of everything generated so far
+    return {"generated": len(todo), "paths": paths}
+
+
+def list_folder(out: str | Path, meta: dict, ids: list[str]) -> None:
+    """Add `ids` to the folder's meta_data.json: the folder is itself an MJHQ-layout set of everything
+    generated in it so far."""
+    listed = Path(out) / "meta_data.json"
     known = json.loads(listed.read_text()) if listed.is_file() else {}
     write_json(listed, {**known, **{i: meta[i] for i in ids}})
-    return {"generated": len(todo), "kept": len(ids) - len(todo), "paths": paths}
+
+
+def generate_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
+                    guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
+                    replace_stale: bool = False) -> dict:
+    """Write the images of `ids` under `out` in MJHQ layout, generating only those not already there
+    (open_folder, fill_folder, list_folder in one process).
+    Returns {"generated": k, "kept": n - k, "paths": [...]} (paths in the order of `ids`).
+    """
+    open_folder(gen, out, steps, guidance, seed, batch_size, replace_stale)
+    made = fill_folder(gen, meta, ids, index, out, steps, guidance, seed, batch_size, progress)
+    list_folder(out, meta, ids)
+    return {**made, "kept": len(ids) - made["generated"]}
