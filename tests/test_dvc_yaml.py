@@ -169,3 +169,19 @@ def test_paths_yaml_would_misread_are_written_quoted(tmp_path):
         assert run(work, *args).returncode == 0
     dag = run(work, sys.executable, "-m", "dvc", "dag", "--md")
     assert dag.returncode == 0 and "fid_reference" in dag.stdout, dag.stdout + dag.stderr
+
+
+def test_a_path_with_a_comma_stops_instead_of_being_misread(tmp_path):
+    """Snakemake prints a job's inputs joined by ', ': a folder named 'MJHQ, 30k' would come back as two
+    paths. It stops, naming the rule and the list, and leaves dvc.yaml as it was."""
+    work = copy_project(tmp_path, ("Snakefile", "workflow", "profiles", "dvc.yaml", ".gitignore"))
+    shutil.copy(work / sana_configuration(work), work / "params.yaml")
+    (work / "mjhq").rename(work / "MJHQ, 30k")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["sana"]["mjhq"] = "MJHQ, 30k"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = (work / "dvc.yaml").read_text()
+    out = dvc_yaml(work)
+    assert out.returncode != 0 and re.search(r"rule (fid_reference|evaluate_\w+): .*'MJHQ', '30k'", out.stderr), \
+        out.stdout + out.stderr
+    assert "comma" in out.stderr and (work / "dvc.yaml").read_text() == before

@@ -104,11 +104,19 @@ def render(root: Path) -> str:
                          "they read there")
     lines = []
     produced = [o for job in jobs.values() for o in job["output"]]
+    made = lambda i: any(i == o or i.startswith(o.rstrip("/") + "/") for o in produced)  # noqa: E731
+    # Snakemake prints a job's files joined by ", ", so a path with a comma comes back in pieces. The dry run
+    # passed, so every input no rule makes exists: a piece that does not is such a path, and stops here.
+    for name, job in jobs.items():
+        for i in job["input"]:
+            if not made(i) and not (root / i).exists():
+                raise SystemExit(f"dvc_yaml: rule {name}: cannot read Snakemake's input list {job['input']}: a path "
+                                 "with a comma in it (params.yaml's sana or prompts paths) comes back split; rename it")
     for name in (k for k in keys if k in jobs):
         job = jobs[name]
         lines += [f"  {name}:", f"    cmd: {_scalar(job['cmd'])}"]
         # The check comes first: stages that need no other stage's output wait for it, the rest follow them.
-        first = not any(i == o or i.startswith(o.rstrip("/") + "/") for i in job["input"] for o in produced)
+        first = not any(made(i) for i in job["input"])
         lines.append("    deps: " + _flow([*job["input"], *([PLAN_OUT] if first else [])]))
         if keys[name]:
             lines.append("    params: " + _flow(keys[name]))
