@@ -554,3 +554,21 @@ def test_sharded_matches_replicated_with_bf16_checkpointing_and_a_frozen_weight(
         assert abs(l1 - l2) <= 1e-5 * abs(l1) and abs(g1 - g2) <= 1e-5 * g1
     a, b = weights(tmp_path / "ddp"), weights(tmp_path / "fsdp")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+
+
+def test_cli_stops_when_fewer_gpus_are_visible_than_processes(teacher, tmp_path, capsys, monkeypatch):
+    """One process per GPU: distill.processes 2 on a node that shows one GPU stops before launching anything."""
+    p = load_params(ROOT / "workflow" / "smoke.yaml")
+    p["distill"]["processes"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS))
+    torch.save(BLACK, tmp_path / "black.pt")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    rc = cli_main(["distill", "--params", str(tmp_path / "params.yaml"), "--teacher", str(teacher), "--prompts",
+                   str(tmp_path / "prompts.txt"), "--black-latent", str(tmp_path / "black.pt"), "--out",
+                   str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "distill.processes is 2 (one process per GPU) but 1 GPU(s) are visible" in err, err
+    assert "accelerate" not in err and not (tmp_path / "out").exists()

@@ -131,10 +131,10 @@ def test_two_evaluation_processes_make_the_same_images_and_metrics(project):
     shutil.rmtree(samples)
     stage_log = sh(project, sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "evaluate_student",
                    timeout=900)
-    assert "evaluate.processes 2: " in stage_log and "accelerate.commands.launch --multi_gpu --num_processes 2" in stage_log
+    assert "evaluate.processes 2: " in stage_log and "accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --main_process_port 0" in stage_log
     n = one_metrics["1_step"]["n"]  # 7 or 8 images in batches of 3: process 1 makes the 1st and 3rd, process 2 the 2nd
     for k, made in ((1, n - 3), (2, 3)):
-        assert f"student_process {k}/2: generated {made} at 1 step(s), {made} at 2 step(s)" in stage_log, stage_log[-3000:]
+        assert f"student process {k}/2: generated {made} at 1 step(s), {made} at 2 step(s)" in stage_log, stage_log[-3000:]
     assert f"student_1 step(s): {n} generated, 0 already there (2 processes)" in stage_log, stage_log[-3000:]
     assert {p.relative_to(samples): p.read_bytes() for p in samples.rglob("*.png")} == one_images
     assert json.loads((res / "metrics" / "student.json").read_text()) == one_metrics

@@ -235,11 +235,13 @@ def _launch_processes(stage: str, key: str, processes: int, argv: list[str]) -> 
     processes). Launched here rather than written into the workflow's command, so that the command, and
     dvc.yaml with it, does not depend on the count (`dvc exp run -S distill.processes=8` works). The job's
     CPU threads (OMP_NUM_THREADS, which Snakemake sets to the rule's threads, else the CPUs this process
-    may use) are shared out: accelerate would give each process all of them."""
+    may use) are shared out: accelerate would give each process all of them. The rendezvous port is one the
+    system hands out (port 0): two launches on one node at the same moment (the teacher's and the student's
+    evaluation) would both find accelerate's default 29500 free and then collide on it."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--num_machines", "1", "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--num_cpu_threads_per_process", str(max(1, threads // processes)), "-m", "tbcm.cli", *argv]
     print(f"tbcm {stage}: {key} {processes}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     return subprocess.call(cmd)
@@ -248,7 +250,12 @@ def _launch_processes(stage: str, key: str, processes: int, argv: list[str]) -> 
 def _processes(stage: str, key: str, processes: int, argv: list[str]) -> int | None:
     """None where this process should do the stage's work (alone, or as one of the `processes` that
     accelerate launched), else the exit code of the launch of `processes` processes made here."""
+    import torch
+
     launched = os.environ.get("WORLD_SIZE")  # set by accelerate launch (torchrun) in every process it starts
+    if processes > 1 and torch.cuda.is_available() and torch.cuda.device_count() < processes:
+        raise ValueError(f"{key} is {processes} (one process per GPU) but {torch.cuda.device_count()} GPU(s) are "
+                         "visible here")
     if launched is None and processes > 1:
         return _launch_processes(stage, key, processes, argv)
     if int(launched or 1) != processes:

@@ -97,7 +97,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
                                s.progress and group.main, shard=(group.rank, group.size))
             for steps, folder in folders.items()}
     if group.size > 1:
-        print(f"{label}process {group.rank + 1}/{group.size}: generated "
+        print(f"{label.rstrip('_')} process {group.rank + 1}/{group.size}: generated ".lstrip()
               + ", ".join(f"{m['generated']} at {steps} step(s)" for steps, m in made.items()), flush=True)
     generated = {steps: group.total(m["generated"]) for steps, m in made.items()}  # waits for every process
     if not group.main:
