@@ -147,7 +147,7 @@ def _evaluate(args) -> int:
     from .eval.processes import join_group
     from .models.sana import prompt_encoding
 
-    group = join_group()  # evaluate.processes > 1: each generates its share of the images, the main one scores
+    group = join_group()  # evaluate.processes > 1: each generates and scores its share, the main one sums up
     device = group.device()
     label = "teacher_" if args.teacher else "student_"
     tokens, instruction = prompt_encoding(p["source"])  # as the distillation encoded them
@@ -157,8 +157,7 @@ def _evaluate(args) -> int:
                             text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
                             compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
-                       inception_extractor(inception, device) if group.main else None,
-                       open_clip_scorer(e["clip_model"], clip, device) if group.main else None,
+                       inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
                        settings, Path(args.grids), label, group=group)
     if group.main:
         _write_metrics(args, m, label)

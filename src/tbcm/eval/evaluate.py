@@ -50,11 +50,10 @@ class EvalSettings:
     extra: dict = field(default_factory=dict)  # recorded in every row (e.g. the model's label)
 
 
-def score_images(paths: Sequence[Path], feats: np.ndarray, ids: list[str], prompts: list[str], cats: list[str],
-                 ref: Reference, scorer: ClipScorer, batch_size: int,
-                 extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
-    """FID against the reference and CLIP score, overall and for every category present."""
-    clip = clip_scores(scorer, paths, prompts, batch_size)
+def score_images(paths: Sequence[Path], feats: np.ndarray, clip: np.ndarray, ids: list[str], cats: list[str],
+                 ref: Reference, extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
+    """FID against the reference and CLIP score (the per-image scores `clip`), overall and for every
+    category present."""
     per_fid = fid_by_category(feats, cats, ref.feats, ref.categories)
     per_clip = mean_by_category(clip, cats)
     counts = {c: int(sum(1 for x in cats if x == c)) for c in per_clip}
@@ -66,16 +65,16 @@ def score_images(paths: Sequence[Path], feats: np.ndarray, ids: list[str], promp
 
 
 def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: str | Path, ref_dir: str | Path,
-                   extractor: FeatureExtractor | None, scorer: ClipScorer | None, settings: EvalSettings,
+                   extractor: FeatureExtractor, scorer: ClipScorer, settings: EvalSettings,
                    grid_dir: str | Path | None = None, label: str = "",
                    extra: Callable[[Sequence[Path], list[str]], dict] | None = None,
                    group: Group = Group()) -> dict | None:
     """Metrics of the model in `model_dir` (a SanaPipeline or SanaSprintPipeline folder) on the set at
     `data_root`; its images go to `samples_root/<k>_step/` (resumable), grids to `grid_dir`.
 
-    With a `group` of several processes (eval/processes.py), every process generates its share of the
-    images and the main one scores them: it alone needs the extractor and scorer (None elsewhere) and
-    returns the metrics; the others return None."""
+    With a `group` of several processes (eval/processes.py), every process generates and scores its share
+    of the images, and the main one, with every row gathered, computes the metrics and returns them; the
+    others return None."""
     s = settings
     device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
     meta = load_meta(data_root)
@@ -88,7 +87,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
                                  compute=s.compute_reference)
     gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
     folders = {steps: Path(samples_root) / f"{steps}_step" for steps in s.steps}
-    # every step count's images first, the scoring after: processes other than the main one are done then
+    # every step count's images first, then the scores: each process goes on to score as soon as it is done
     if group.main:
         for steps, folder in folders.items():
             open_folder(gen, folder, steps, s.guidance, s.seed, s.batch_size, replace_stale=True)
@@ -100,21 +99,35 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
         print(f"{label.rstrip('_')} process {group.rank + 1}/{group.size}: generated ".lstrip()
               + ", ".join(f"{m['generated']} at {steps} step(s)" for steps, m in made.items()), flush=True)
     generated = {steps: group.total(m["generated"]) for steps, m in made.items()}  # waits for every process
+    del gen  # the model's memory, before the feature extractor and CLIP run
+    bs = s.batch_size
+
+    # Scoring: every process computes the features and CLIP scores of its dealt batches, the main one gets
+    # them all in order (Group.gathered) and computes the metrics.
+    def clip_of(paths):
+        return group.gathered(len(ids), bs, lambda ks: clip_scores(scorer, [paths[k] for k in ks],
+                                                                   [prompts[k] for k in ks], bs))
+
+    def features_of(paths, description):
+        return group.gathered(len(ids), bs, lambda ks: file_features(
+            [paths[k] for k in ks], extractor, s.resolution, bs, device, s.progress and group.main,
+            description=description + (f", process 1/{group.size}" if group.size > 1 else "")))
+
+    scores = {"real": (real_paths, None, clip_of(real_paths))}
+    for steps, m in made.items():
+        paths = m["paths"]
+        scores[steps] = (paths, features_of(paths, f"{label}{steps} step(s)"), clip_of(paths))
     if not group.main:
         return None
-    del gen  # the model's memory, before the feature extractor and CLIP run
     common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
-    out = {"real": {**score_images(real_paths, ref.rows(ids), ids, prompts, cats, ref, scorer, s.batch_size, extra),
-                    **common}}
+    out = {"real": {**score_images(real_paths, ref.rows(ids), scores["real"][2], ids, cats, ref, extra), **common}}
     for steps, folder in folders.items():
         list_folder(folder, meta, ids)
         print(f"{label}{steps} step(s): {generated[steps]} generated, {len(ids) - generated[steps]} already there"
               + (f" ({group.size} processes)" if group.size > 1 else ""))
-        paths = made[steps]["paths"]
-        feats = file_features(paths, extractor, s.resolution, s.batch_size, device, s.progress,
-                              description=f"{label}{steps} step(s)")
-        row = score_images(paths, feats, ids, prompts, cats, ref, scorer, s.batch_size, extra)
+        paths, feats, clip = scores[steps]
+        row = score_images(paths, feats, clip, ids, cats, ref, extra)
         out[f"{steps}_step"] = {**row, "steps": int(steps), "guidance": float(s.guidance), **common}
         if grid_dir is not None:
             k = min(GRID_SIZE, len(ids))

@@ -39,6 +39,7 @@ from ..models.sana import GUIDANCE, PromptEncoder, SanaTrigFlowStudent, load_pip
 from ..sampler import consistency_sample, consistency_times, teacher_sample
 from ..trigflow import SIGMA_DATA, add_noise
 from .mjhq import image_path
+from .processes import dealt_batches
 
 SEED_STRIDE = 1_000_003
 
@@ -246,7 +247,7 @@ def fill_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int
     # one bit for bit (recomputing only the missing images in other batches flips a rare pixel by 1).
     # The same fixed batches dealt out round-robin make the shards: each process checks and fills its
     # own, so no process needs to know what the others find on disk.
-    chunks = [range(b, min(b + batch_size, len(ids))) for b in range(0, len(ids), batch_size)][rank::processes]
+    chunks = dealt_batches(len(ids), batch_size, rank, processes)
     todo = {k for c in chunks for k in c if not (paths[k].is_file() and _is_complete_png(paths[k]))}
     chunks = [c for c in chunks if todo.intersection(c)]
     desc = f"{gen.kind} {steps} step(s)" + (f", process {rank + 1}/{processes}" if processes > 1 else "")
