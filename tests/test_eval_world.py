@@ -195,6 +195,8 @@ def test_shards_of_processes_fill_the_folder_with_the_one_process_images(world, 
     assert fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
                        shard=(1, 2))["generated"] == 1
     np.testing.assert_array_equal(_arrays(whole["paths"])[5], _arrays(shares[0]["paths"])[5])
+    # the folder is one process's: a run with one process finds every image there
+    assert generate_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False)["kept"] == 11
 
 
 def test_metrics_exist_for_every_category_present(world, tmp_path):
