@@ -4,6 +4,7 @@ report and `dvc metrics diff` read."""
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,13 +145,14 @@ def test_generation_resumes_only_the_missing_images_and_matches(world, tmp_path,
     shutil.rmtree(out)
     import tbcm.eval.generate as G
 
-    real_save, saved = G._save_png, []
+    real_save, saved, lock = G._save_png, [], threading.Lock()
 
-    def dying_save(array, path):
-        if len(saved) == 5:
-            raise KeyboardInterrupt("killed")
-        real_save(array, path)
-        saved.append(path)
+    def dying_save(array, path):  # called by the writer threads: one at a time, so that exactly 5 get through
+        with lock:
+            if len(saved) == 5:
+                raise KeyboardInterrupt("killed")
+            real_save(array, path)
+            saved.append(path)
 
     G._save_png = dying_save
     try:

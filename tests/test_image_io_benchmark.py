@@ -1,0 +1,16 @@
+"""benchmarks/image_io.py on small images: both writing loops run and write the same pixels, the read-back
+row is there, and the table is written."""
+
+from benchmark_scripts import load_benchmark
+
+
+def test_small_table(tmp_path):
+    table = load_benchmark("image_io").main(["--images", "5", "--batch", "2", "--side", "256", "--noise", "2",
+                                                  "--sample-ms", "1", "--out", str(tmp_path / "t.md")])
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| 2 |")]
+    assert len(rows) == 3, table  # the loops side by side, one image at either level, one read back
+    before, now = (float(x) for x in rows[0][2:4])
+    assert before > 0 and now > 0
+    assert all(float(x) > 0 for x in rows[1][1:]), table
+    assert len(rows[2]) == 4, table
+    assert (tmp_path / "t.md").read_text() == table
