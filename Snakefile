@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tbcm.config import load_params
+from tbcm.config import differing_keys, load_params
 from tbcm.prompts import select_prompts
 
 configfile: "params.yaml"
@@ -23,8 +23,9 @@ try:
 except ValueError as e:
     raise WorkflowError(f"{PARAMS}: {e}")
 if STAGE_CONFIG != config:
-    raise WorkflowError(f"the configuration differs from {PARAMS}, the file every stage reads: give one complete "
-                        "configuration (params.yaml or --configfile FILE) and no --config overrides")
+    raise WorkflowError(f"the configuration differs from {PARAMS}, the file every stage reads, in "
+                        f"{', '.join(differing_keys(config, STAGE_CONFIG))}: give one complete configuration "
+                        "(params.yaml or --configfile FILE, with every key params.yaml has) and no --config overrides")
 # Compared before Snakemake's validate, which would fill in schema defaults the stages never see.
 validate(config, "workflow/schemas/params.schema.yaml")
 WORLD = config["source"] == "world"  # the embedded world; otherwise a local Sana teacher and MJHQ-30k

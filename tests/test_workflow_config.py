@@ -84,6 +84,12 @@ def test_partial_configfile_and_config_overrides_are_refused(project):
     run = _dry_run(project, "--configfile", "workflow/smoke.yaml", "--config", "source=sana")
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "configuration differs from" in out and "smoke.yaml" in out, out[-2000:]
+    assert "smoke.yaml, the file every stage reads, in source:" in out, out[-2000:]
+    # a complete file of an older version, without a key params.yaml has: the key is named
+    old = _with(project, "older", lambda p: p["evaluate"].pop("processes"))
+    run = _dry_run(project, "--configfile", str(old))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "older.yaml, the file every stage reads, in evaluate.processes:" in out, out[-2000:]
 
 
 def _planned(out: str) -> dict:

@@ -235,8 +235,9 @@ def _launch_processes(stage: str, key: str, processes: int, argv: list[str]) -> 
     dvc.yaml with it, does not depend on the count (`dvc exp run -S distill.processes=8` works). The job's
     CPU threads (OMP_NUM_THREADS, which Snakemake sets to the rule's threads, else the CPUs this process
     may use) are shared out: accelerate would give each process all of them. The rendezvous port is one the
-    system hands out (port 0): two launches on one node at the same moment (the teacher's and the student's
-    evaluation) would both find accelerate's default 29500 free and then collide on it."""
+    system hands out (port 0; accelerate frees it again before torch binds it, a small window): two launches
+    on one node at the same moment (the teacher's and the student's evaluation) would both find accelerate's
+    default 29500 free and then collide on it."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),

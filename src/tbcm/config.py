@@ -35,3 +35,18 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     if not isinstance(params, dict):
         raise ValueError(f"{path} is not a mapping of sections")
     return validate(params)
+
+
+def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested configurations (one side may lack the key)."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        key, x, y = f"{prefix}{k}", a.get(k, _MISSING), b.get(k, _MISSING)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differing_keys(x, y, key + ".")
+        elif x != y:
+            out.append(key)
+    return out
+
+
+_MISSING = object()

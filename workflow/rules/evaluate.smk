@@ -3,11 +3,12 @@
 # The world is scored by its judge (`tbcm world-eval`), MJHQ-30k by Inception-v3 and OpenAI CLIP from
 # evaluate.weights_dir (`tbcm evaluate`).
 # evaluate.processes > 1 (source: sana): `tbcm evaluate` launches that many processes on the job's node, one
-# per GPU, each generating its share of the images; the main one scores them. The command is the same for any count.
+# per GPU, each generating and scoring its share of the images; the main one gathers the scores. The command
+# is the same for any count.
 EVALUATE = "world-eval" if WORLD else "evaluate"
 EVAL_PROCESSES = config["evaluate"]["processes"]
-# Host memory: every process loads the model (and the main one Inception-v3 and CLIP) at once; the Slurm
-# profile's default for one, times the count (estimated, not measured).
+# Host memory: every process loads the model, Inception-v3 and CLIP at once; the Slurm profile's default for
+# one, times the count (estimated, not measured).
 EVAL_MEM_MB = 16000 * EVAL_PROCESSES
 JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 

@@ -13,7 +13,7 @@ so each process writes its own images; every feature and CLIP score of a batch i
 images in the same batch as in one process, so the main process, putting the rows back in order
 (`gathered`), holds what one process would have computed, bit for bit on the same kind of device.
 
-The processes meet at barriers and exchange counts and numpy rows, so the group is gloo's (CPU): it
+The processes meet at a barrier and exchange counts and numpy rows, so the group is gloo's (CPU): it
 needs no GPU, which lets the CPU tests run this very code, and it keeps NCCL (and accelerate's state,
 which would open it) out of a job that never exchanges a GPU tensor.
 """
@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-# A barrier waits for the slowest process's share of the images; the launcher (torch elastic, under
+# A collective waits for the slowest process's share of the work; the launcher (torch elastic, under
 # accelerate launch) stops every process as soon as one fails, so a long timeout never hides a failure.
 BARRIER_TIMEOUT = timedelta(hours=24)
 
