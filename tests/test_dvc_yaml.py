@@ -152,15 +152,21 @@ def test_settings_that_change_no_command_leave_dvc_yaml_alone(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def sana_project_with_mjhq_at(tmp_path, name: str):
+    """A project copy whose params.yaml is the `source: sana` one, with its MJHQ-30k folder renamed `name`."""
+    work = copy_project(tmp_path, ("Snakefile", "workflow", "profiles", "dvc.yaml", ".gitignore"))
+    shutil.copy(work / sana_configuration(work), work / "params.yaml")
+    (work / "mjhq").rename(work / name)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["sana"]["mjhq"] = name
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return work
+
+
 def test_paths_yaml_would_misread_are_written_quoted(tmp_path):
     """A folder named with ' #' and ': ' (a comment and a mapping to plain YAML) and spaces: every command reads
     back whole, the quoted paths intact, and DVC reads the file."""
-    work = copy_project(tmp_path, ("Snakefile", "workflow", "profiles", "dvc.yaml", ".gitignore"))
-    shutil.copy(work / sana_configuration(work), work / "params.yaml")
-    (work / "mjhq").rename(work / "MJHQ #1: the set")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["sana"]["mjhq"] = "MJHQ #1: the set"
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    work = sana_project_with_mjhq_at(tmp_path, "MJHQ #1: the set")
     assert dvc_yaml(work).returncode == 0
     stages = check_stages_are_the_rules(work)
     assert shlex.split(stages["fid_reference"]["cmd"])[4:6] == ["--data", "MJHQ #1: the set"], stages["fid_reference"]
@@ -174,12 +180,7 @@ def test_paths_yaml_would_misread_are_written_quoted(tmp_path):
 def test_a_path_with_a_comma_stops_instead_of_being_misread(tmp_path):
     """Snakemake prints a job's inputs joined by ', ': a folder named 'MJHQ, 30k' would come back as two
     paths. It stops, naming the rule and the list, and leaves dvc.yaml as it was."""
-    work = copy_project(tmp_path, ("Snakefile", "workflow", "profiles", "dvc.yaml", ".gitignore"))
-    shutil.copy(work / sana_configuration(work), work / "params.yaml")
-    (work / "mjhq").rename(work / "MJHQ, 30k")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["sana"]["mjhq"] = "MJHQ, 30k"
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    work = sana_project_with_mjhq_at(tmp_path, "MJHQ, 30k")
     before = (work / "dvc.yaml").read_text()
     out = dvc_yaml(work)
     assert out.returncode != 0 and re.search(r"rule (fid_reference|evaluate_\w+): .*'MJHQ', '30k'", out.stderr), \
