@@ -78,6 +78,19 @@ def test_clip_from_a_local_file_offline_truncates_long_prompts(tmp_path, no_netw
     assert s2[0] == pytest.approx(s2[1], abs=1e-6)
 
 
+def test_decode_workers_give_the_same_features_and_clip_scores(tmp_path):
+    """evaluate.decode_workers > 0 reads the images back in forked DataLoader processes: the same batches in
+    the same order, so the same numbers as reading them in this process (which is why the key reruns nothing)."""
+    files = _images(tmp_path / "imgs", 7, size=48)
+    ext = inception_extractor(W.find_inception(tmp_path / "weights"))
+    scorer = open_clip_scorer(TINY_CLIP, W.find_clip(tmp_path / "weights", TINY_CLIP, tiny_open_clip(tmp_path).name))
+    prompts = [f"a shape number {i}" for i in range(7)]
+    feats = {w: file_features(files, ext, resolution=64, batch_size=3, progress=False, workers=w) for w in (0, 2)}
+    clip = {w: clip_scores(scorer, files, prompts, batch_size=3, workers=w) for w in (0, 2)}
+    assert feats[0].shape == (7, 2048) and np.array_equal(feats[0], feats[2])
+    assert clip[0].shape == (7,) and np.array_equal(clip[0], clip[2])
+
+
 def test_missing_clip_weights_message_names_file_folder_and_source(tmp_path):
     with pytest.raises(W.MissingWeights) as e:
         W.find_clip(tmp_path / "weights", "ViT-L-14-quickgelu", "ViT-L-14.pt")

@@ -113,9 +113,10 @@ def test_dvc_repro_runs_the_sana_chain_and_snakemake_plans_the_same_jobs(project
 
 @pytest.mark.slow
 def test_two_evaluation_processes_make_the_same_images_and_metrics(project):
-    """evaluate.processes: 2 reruns no stage (any count makes the same images, so it is not a stage parameter);
-    forced, the student's evaluation runs as two processes under accelerate launch (gloo, CPU), each making
-    its share of the images, and gives the one-process run's images bit for bit and its metrics exactly."""
+    """evaluate.processes: 2 with evaluate.decode_workers: 2 reruns no stage (any counts make the same images
+    and scores, so neither is a stage parameter); forced, the student's evaluation runs as two processes under
+    accelerate launch (gloo, CPU), each making its share of the images and reading them back with two forked
+    DataLoader workers, and gives the one-process run's images bit for bit and its metrics exactly."""
     sh(project, sys.executable, "-m", "dvc", "repro", timeout=1500)  # the chain above (nothing, if it ran)
     res = project / "results"
     one_metrics = json.loads((res / "metrics" / "student.json").read_text())
@@ -125,6 +126,7 @@ def test_two_evaluation_processes_make_the_same_images_and_metrics(project):
     params = project / "params.yaml"
     p = yaml.safe_load(params.read_text())
     p["evaluate"]["processes"] = 2
+    p["evaluate"]["decode_workers"] = 2
     params.write_text(yaml.safe_dump(p, sort_keys=False))
     log = sh(project, sys.executable, "-m", "dvc", "repro")
     assert set(re.findall(r"Running stage '(\w+)'", log)) == {"dvc_plan"}, log[-4000:]  # its check only

@@ -103,6 +103,11 @@ def _planned(out: str) -> dict:
     return jobs
 
 
+def _blocks(out: str) -> dict:
+    """rule -> its block (resources, threads, command) of a dry-run plan."""
+    return {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
+
+
 def test_sana_source_plans_the_reference_and_evaluation_on_mjhq(project):
     """source: sana: no world stages; the FID reference of the MJHQ-30k folder (Inception-v3, as eval-reference
     does without --judge) is planned once, and both models are scored by `tbcm evaluate` against it."""
@@ -129,31 +134,36 @@ def test_several_processes_ask_slurm_for_that_many_gpus_on_one_node(project):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-2000:]
     assert _planned(out)["distill"].startswith("tbcm distill --params ")
-    blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
+    blocks = _blocks(out)
     assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=96000", blocks["distill"]), blocks["distill"]
     assert re.search(r"resources: .*gpu=1\b", blocks["evaluate_student"]), blocks["evaluate_student"]
 
 
 def test_several_evaluation_processes_ask_for_that_many_gpus_and_rerun_nothing(project):
     """source: sana, evaluate.processes: 4 plans the same `tbcm evaluate` commands (which launch the 4 processes)
-    on 4 GPUs of one node with 4 model loads of host memory. The count is no stage parameter (it changes no
-    image), and every other evaluate key is one, for Snakemake (params) and DVC (dvc.yaml) alike."""
+    on 4 GPUs of one node with 4 model loads of host memory, and with evaluate.decode_workers: 3, 4 CPUs per
+    process (1 + 3; the FID reference, one process: 4). Neither count is a stage parameter (they change no image
+    or score), and every other evaluate key is one, for Snakemake (params) and DVC (dvc.yaml) alike."""
     sana = project / sana_configuration(project)
-    base = _dry_run(project, "--printshellcmds", "--configfile", str(sana))
+    base = _dry_run(project, "--printshellcmds", "--cores", "64", "--configfile", str(sana))
     four = project / "sana_four.yaml"
     p = yaml.safe_load(sana.read_text())
     p["evaluate"]["processes"] = 4
+    p["evaluate"]["decode_workers"] = 3
     four.write_text(yaml.safe_dump(p))
-    run = _dry_run(project, "--printshellcmds", "--configfile", str(four))
+    run = _dry_run(project, "--printshellcmds", "--cores", "64", "--configfile", str(four))  # threads above 1 shown
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-2000:]
-    blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n(?=(?:local)?rule )", out) if "rule " in b[:10]}
+    blocks = _blocks(out)
     for who in ("teacher", "student"):
         rule = f"evaluate_{who}"
         assert _planned(out)[rule] == _planned(base.stdout + base.stderr)[rule].replace("sana.yaml", "sana_four.yaml")
         assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=64000", blocks[rule]), blocks[rule]
+        assert re.search(r"threads: 16\b", blocks[rule]), blocks[rule]
+        assert re.search(r"threads: 2\b", _blocks(base.stdout + base.stderr)[rule])  # 0 workers: 2 per process
+    assert re.search(r"threads: 4\b", blocks["fid_reference"]), blocks["fid_reference"]
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "params.schema.yaml").read_text())
     keys = {f"evaluate.{k}" for k in schema["properties"]["evaluate"]["properties"]}
     listed = yaml.safe_load((ROOT / "workflow" / "stage_params.yaml").read_text())
     for rule in ("evaluate_teacher", "evaluate_student"):
-        assert set(listed[rule]) == {"sample"} | keys - {"evaluate.processes"}, listed[rule]
+        assert set(listed[rule]) == {"sample"} | keys - {"evaluate.processes", "evaluate.decode_workers"}, listed[rule]

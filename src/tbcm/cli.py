@@ -120,7 +120,7 @@ def _world_eval(args) -> int:
                         ref_dir=Path(args.ref_dir) if args.ref_dir else None, resolution=e["resolution"],
                         fid_features=e["fid_features"], weights_dir=e["weights_dir"], per_category=e["per_category"],
                         batch_size=e["batch_size"], compute_reference=not args.ref_cached,
-                        reconstructions=args.teacher)
+                        reconstructions=args.teacher, decode_workers=e["decode_workers"])
     _write_metrics(args, m, label)
     return 0
 
@@ -154,7 +154,7 @@ def _evaluate(args) -> int:
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
                             seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
                             resolution=e["resolution"], batch_size=e["batch_size"],
-                            text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
+                            decode_workers=e["decode_workers"], text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
                             compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
                        inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
@@ -202,7 +202,8 @@ def _eval_reference(args) -> int:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         extractor = inception_extractor(find_inception(e["weights_dir"]), device)
-    ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"], device)
+    ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"], device,
+                             workers=e["decode_workers"])
     print(ref.path)
     return 0
 

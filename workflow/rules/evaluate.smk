@@ -7,6 +7,9 @@
 # is the same for any count.
 EVALUATE = "world-eval" if WORLD else "evaluate"
 EVAL_PROCESSES = config["evaluate"]["processes"]
+# CPUs: per process, itself and its evaluate.decode_workers (reading images back for the metrics); with source:
+# sana at least 2, for the PNG-writing threads beside sampling. The world: one each, side by side or beside distill.
+EVAL_THREADS = (1 + DECODE_WORKERS) if WORLD else max(2, 1 + DECODE_WORKERS) * EVAL_PROCESSES
 # Host memory: every process loads the model, Inception-v3 and CLIP at once; the Slurm profile's default for
 # one, times the count (estimated, not measured).
 EVAL_MEM_MB = 16000 * EVAL_PROCESSES
@@ -22,7 +25,7 @@ rule evaluate_teacher:
     output: metrics=f"{R}/metrics/teacher.json", grids=directory(f"{R}/grids/teacher")
     params: cfg=stage_params("evaluate_teacher"), judge=judge_flag
     log: f"{R}/logs/evaluate_teacher.log"
-    threads: 1 if WORLD else 2 * EVAL_PROCESSES  # world: side by side (or beside distill), one core each
+    threads: EVAL_THREADS
     resources: gpu=EVAL_PROCESSES, nodes=1, mem_mb=EVAL_MEM_MB
     shell:
         "tbcm {EVALUATE} --params {PARAMS:q} --teacher --samples {R}/samples/teacher --model {input.model:q} --data {input.data:q} {params.judge} "
@@ -33,7 +36,7 @@ rule evaluate_student:
     output: metrics=f"{R}/metrics/student.json", grids=directory(f"{R}/grids/student")
     params: cfg=stage_params("evaluate_student"), judge=judge_flag
     log: f"{R}/logs/evaluate_student.log"
-    threads: 1 if WORLD else 2 * EVAL_PROCESSES  # world: side by side (or beside distill), one core each
+    threads: EVAL_THREADS
     resources: gpu=EVAL_PROCESSES, nodes=1, mem_mb=EVAL_MEM_MB
     shell:
         "tbcm {EVALUATE} --params {PARAMS:q} --samples {R}/samples/student --model {input.model:q} --data {input.data:q} {params.judge} "

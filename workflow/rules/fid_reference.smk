@@ -4,6 +4,7 @@
 # the set, the feature extractor and three evaluate keys (workflow/stage_params.yaml) only, so changing
 # the distillation (e.g. distill.r_final), sample or evaluate.n leaves it alone.
 FID_REF = f"{R}/fid_reference"
+DECODE_WORKERS = config["evaluate"]["decode_workers"]  # processes reading the images back, beside this one
 
 if WORLD:
     EVAL_SET = f"{R}/world/data"
@@ -13,7 +14,7 @@ if WORLD:
         output: directory(FID_REF)
         params: cfg=stage_params("fid_reference")
         log: f"{R}/logs/fid_reference.log"
-        threads: 1  # runs beside distill, which has the other core
+        threads: 1 + DECODE_WORKERS  # 1: runs beside distill, which has the other core
         # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
         # (or Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a
         # GPU job would wait in a queue.
@@ -27,7 +28,7 @@ else:
         output: directory(FID_REF)
         params: cfg=stage_params("fid_reference")
         log: f"{R}/logs/fid_reference.log"
-        threads: 2
+        threads: max(2, 1 + DECODE_WORKERS)
         # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)
         # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU.
         resources: gpu=1

@@ -20,10 +20,14 @@ from PIL import Image
 
 @dataclass
 class ClipScorer:
-    """encode_images: PIL RGB images -> L2-normalised [N, D]; encode_texts: prompts -> L2-normalised [N, D]."""
+    """preprocess: one PIL RGB image -> the image tower's input tensor; encode_images: a stacked batch of
+    those -> L2-normalised [N, D]; encode_texts: prompts -> L2-normalised [N, D]. Preprocessing is its own
+    step so that DataLoader workers can do it (decoding and resizing a 1024 px image costs more of a CPU
+    than the tower costs a GPU: benchmarks/image_io.py)."""
 
     name: str
-    encode_images: Callable[[list[Image.Image]], torch.Tensor]
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    encode_images: Callable[[torch.Tensor], torch.Tensor]
     encode_texts: Callable[[list[str]], torch.Tensor]
 
 
@@ -36,16 +40,35 @@ def _as_pil(x) -> Image.Image:
     return Image.fromarray(np.asarray(x, dtype=np.uint8))
 
 
+class _Preprocessed(torch.utils.data.Dataset):
+    """Image i (a file, PIL image or uint8 HWC array) as the image tower's input."""
+
+    def __init__(self, images: Sequence, preprocess: Callable[[Image.Image], torch.Tensor]):
+        self.images, self.preprocess = images, preprocess
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.preprocess(_as_pil(self.images[i]))
+
+
 @torch.no_grad()
-def clip_scores(scorer: ClipScorer, images: Sequence, prompts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Per-pair CLIP score [N]; `images` are files, PIL images or uint8 HWC arrays."""
+def clip_scores(scorer: ClipScorer, images: Sequence, prompts: Sequence[str], batch_size: int = 64,
+                workers: int = 0) -> np.ndarray:
+    """Per-pair CLIP score [N]; `images` are files, PIL images or uint8 HWC arrays. workers: DataLoader
+    processes (forked) decoding and preprocessing the images (evaluate.decode_workers; 0: this process);
+    the scores are the same for any count."""
     if len(images) != len(prompts):
         raise ValueError(f"CLIP score needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
     if len(images) == 0:
         raise ValueError("CLIP score of an empty set")
+    # torch's DataLoader rather than a loop: the same batches, decoded ahead by `workers` processes
+    batches = torch.utils.data.DataLoader(_Preprocessed(images, scorer.preprocess), batch_size=batch_size,
+                                          shuffle=False, num_workers=workers)
     out = []
-    for i in range(0, len(images), batch_size):
-        img = scorer.encode_images([_as_pil(x) for x in images[i : i + batch_size]]).float()
+    for i, x in zip(range(0, len(images), batch_size), batches):
+        img = scorer.encode_images(x).float()
         txt = scorer.encode_texts(list(prompts[i : i + batch_size])).float().to(img.device)
         out.append((100 * (img * txt).sum(-1)).cpu())
     scores = torch.cat(out).numpy().astype(np.float64)
@@ -78,11 +101,10 @@ def open_clip_scorer(model: str, weights: str | Path, device: str | torch.device
     net.eval()
     tokenizer = open_clip.get_tokenizer(model)
 
-    def encode_images(images: list[Image.Image]) -> torch.Tensor:
-        x = torch.stack([preprocess(im) for im in images]).to(device)
-        return net.encode_image(x, normalize=True)
+    def encode_images(x: torch.Tensor) -> torch.Tensor:
+        return net.encode_image(x.to(device), normalize=True)
 
     def encode_texts(prompts: list[str]) -> torch.Tensor:
         return net.encode_text(tokenizer(prompts).to(device), normalize=True)
 
-    return ClipScorer(f"open_clip {model} ({weights.name})", encode_images, encode_texts)
+    return ClipScorer(f"open_clip {model} ({weights.name})", preprocess, encode_images, encode_texts)

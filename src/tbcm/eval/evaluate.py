@@ -40,6 +40,7 @@ class EvalSettings:
     per_category: int | None = None
     resolution: int | None = 512
     batch_size: int = 64
+    decode_workers: int = 0  # DataLoader processes reading images back for the metrics (fid.file_features)
     text_max_length: int = 24
     text_instruction: tuple[str, ...] | None = None  # models.sana.prompt_encoding
     progress: bool = True
@@ -84,7 +85,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     real_paths = image_paths(data_root, meta, ids)  # a missing real image stops before any generation
     if group.main:  # the reference too: a missing cached file stops before any generation
         ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress,
-                                 compute=s.compute_reference)
+                                 compute=s.compute_reference, workers=s.decode_workers)
     gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
     folders = {steps: Path(samples_root) / f"{steps}_step" for steps in s.steps}
     # every step count's images first, then the scores: each process goes on to score as soon as it is done
@@ -106,12 +107,13 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     # them all in order (Group.gathered) and computes the metrics.
     def clip_of(paths):
         return group.gathered(len(ids), bs, lambda ks: clip_scores(scorer, [paths[k] for k in ks],
-                                                                   [prompts[k] for k in ks], bs))
+                                                                   [prompts[k] for k in ks], bs,
+                                                                   s.decode_workers))
 
     def features_of(paths, description):
         return group.gathered(len(ids), bs, lambda ks: file_features(
             [paths[k] for k in ks], extractor, s.resolution, bs, device, s.progress and group.main,
-            description=description + (f", process 1/{group.size}" if group.size > 1 else "")))
+            description=description + (f", process 1/{group.size}" if group.size > 1 else ""), workers=s.decode_workers))
 
     scores = {"real": (real_paths, None, clip_of(real_paths))}
     for steps, m in made.items():

@@ -100,13 +100,20 @@ def file_features(
     device: str | torch.device = "cpu",
     progress: bool = True,
     description: str = "features",
+    workers: int = 0,
 ) -> np.ndarray:
-    """float32 [N, D] features of image files, through clean-fid's file pipeline."""
+    """float32 [N, D] features of image files, through clean-fid's file pipeline.
+
+    workers: DataLoader processes decoding and resizing the images (evaluate.decode_workers; 0: this
+    process). At 1024 px that is 50-65 ms of a core per image (benchmarks/image_io.py), more than Inception-v3
+    takes on a GPU. Workers are forked (Linux's default start method): the resize closures are not pickled.
+    The features are the same for any count: each image is decoded on its own and the batches keep their order.
+    """
     from cleanfid.fid import get_files_features
 
     if len(files) == 0:
         raise ValueError(f"{description}: no images to extract features from")
-    feats = get_files_features([str(f) for f in files], model=extractor.fn, num_workers=0, batch_size=batch_size,
+    feats = get_files_features([str(f) for f in files], model=extractor.fn, num_workers=workers, batch_size=batch_size,
                                device=torch.device(device), mode="clean", custom_fn_resize=extractor.resize,
                                custom_image_tranform=resize_to(resolution), description=description,
                                verbose=progress)

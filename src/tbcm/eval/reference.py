@@ -50,11 +50,12 @@ def reference_path(ref_dir: str | Path, data_root: str | Path, extractor: Featur
 
 def reference_features(data_root: str | Path, extractor: FeatureExtractor, resolution: int | None,
                        ref_dir: str | Path, batch_size: int = 64, device: str | torch.device = "cpu",
-                       progress: bool = True, compute: bool = True) -> Reference:
+                       progress: bool = True, compute: bool = True, workers: int = 0) -> Reference:
     """Load the cached reference of this (set, extractor, resolution), or compute and cache it.
 
     `compute=False`: only load; a missing file stops (the pipeline's evaluation stages read the file
-    its fid_reference stage wrote and must never add one to that stage's output folder)."""
+    its fid_reference stage wrote and must never add one to that stage's output folder). workers:
+    DataLoader processes decoding the images (fid.file_features)."""
     meta = load_meta(data_root)
     ids = sorted(meta)
     cats = [meta[i]["category"] for i in ids]
@@ -71,7 +72,7 @@ def reference_features(data_root: str | Path, extractor: FeatureExtractor, resol
         raise ValueError(f"no cached FID reference {path.name} in {ref_dir} (found: {', '.join(found) or 'none'}); "
                          f"compute it first with tbcm eval-reference and the same evaluate settings")
     feats = file_features(image_paths(data_root, meta, ids), extractor, resolution, batch_size, device, progress,
-                          description=f"reference {Path(data_root).name}")
+                          description=f"reference {Path(data_root).name}", workers=workers)
     info = {"set": str(Path(data_root).resolve()), "extractor": extractor.name, "resolution": resolution,
             "n": len(ids)}
     with atomic_path(path) as tmp:

@@ -41,14 +41,18 @@ def judge_extractor(judge, cfg, judge_dir: Path) -> FeatureExtractor:
                             lambda x: image_features(judge, x.to(device), cfg.image_size), keep_size)
 
 
+def _hwc(image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image))  # uint8 [H, W, 3]: the judge resizes by itself
+
+
 def judge_scorer(judge, tok, cfg) -> ClipScorer:
-    def encode_images(images) -> torch.Tensor:
-        return image_features(judge, torch.from_numpy(np.stack([np.asarray(im) for im in images])), cfg.image_size)
+    def encode_images(x: torch.Tensor) -> torch.Tensor:
+        return image_features(judge, x, cfg.image_size)
 
     def encode_texts(prompts) -> torch.Tensor:
         return text_features(judge, judge_token_ids(tok, list(prompts), cfg.context_length))
 
-    return ClipScorer("world judge", encode_images, encode_texts)
+    return ClipScorer("world judge", _hwc, encode_images, encode_texts)
 
 
 @torch.no_grad()
@@ -65,7 +69,8 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
                     seed: int, grid_dir: Path | None = None, label: str = "", *, samples_dir: Path | None = None,
                     ref_dir: Path | None = None, resolution: int | None = 512, fid_features: str = "judge",
                     weights_dir: str | Path = "weights", per_category: int | None = None, batch_size: int = 64,
-                    progress: bool = True, compute_reference: bool = True, reconstructions: bool = False) -> dict:
+                    progress: bool = True, compute_reference: bool = True, reconstructions: bool = False,
+                    decode_workers: int = 0) -> dict:
     """Metrics of a world teacher/student folder on the held-out split `data/eval`.
 
     Without `samples_dir` / `ref_dir` the images and the reference live in a temporary folder for this
@@ -95,8 +100,8 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
         return out
 
     settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
-                            resolution=resolution, batch_size=batch_size, progress=progress,
-                            compute_reference=compute_reference)
+                            resolution=resolution, batch_size=batch_size, decode_workers=decode_workers,
+                            progress=progress, compute_reference=compute_reference)
     with ExitStack() as stack:
         scratch = lambda: Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbcm-eval-")))
         out = evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,
