@@ -5,7 +5,10 @@ Writing: wall time per image of writing 1024 px PNGs while the images are sample
 level 1, PNG_WRITERS threads writing a batch while the next is sampled), side by side in one run; then the
 time and size of one image at either level. Reading: one image brought to each metric's input, as
 clean-fid's file pipeline (decode, bicubic to evaluate.resolution, its "clean" resize to 299) and open_clip's
-preprocessing (decode, resize to 224, centre crop) do it, one image at a time in the evaluating process.
+preprocessing (decode, resize to 224, centre crop) do it, one image at a time; then a folder of them read
+back through the metrics' own loaders (`fid.file_features`, `clip_score.clip_scores`) with each number of
+evaluate.decode_workers, the networks stood in by a mean over pixels (on a GPU, Inception-v3 and CLIP
+ViT-L/14 take a few ms an image), checking that every count gives the same numbers.
 
 Sampling is a stand-in that sleeps for --sample-ms per image, as a GPU leaves the CPU free while it samples
 (Sana 0.6B's teacher: ~250 ms an image at 20 steps with guidance; a 1-4 step student: ~30 ms; both
@@ -13,13 +16,14 @@ estimated, not measured here). The images are smooth patterns plus Gaussian nois
 how hard a PNG is to compress depends on the picture, so the table gives a range, not the number for real
 samples.
 
-    python benchmarks/image_io.py [--images 32] [--batch 8] [--out table.md]
+    python benchmarks/image_io.py [--images 32] [--batch 8] [--workers 0 1 2] [--out table.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import tempfile
 import time
@@ -76,6 +80,43 @@ def read_back(resolution: int):
     return (lambda path: clean(to_res(np.asarray(_decode(path)))), lambda path: clip_pre(_decode(path)))
 
 
+def read_folder(args) -> list[str]:
+    """Table rows: ms per image of reading --images PNGs back through each metric's loader, per worker count."""
+    import open_clip
+
+    from tbcm.eval.clip_score import ClipScorer, clip_scores
+    from tbcm.eval.fid import FeatureExtractor, file_features
+
+    lines = ["", f"A folder of {args.images} images read back through the metrics' loaders (ms per image, noise "
+             f"{args.noise[-1]:g}; networks stood in by a pixel mean), by evaluate.decode_workers; {cpu_model()}, "
+             f"{len(os.sched_getaffinity(0))} CPUs.", "",
+             "| decode_workers | FID features: ms/img | CLIP score: ms/img | both, vs 0 workers |", "|---|---|---|---|"]
+    mean = lambda x: x.float().mean(dim=(2, 3))
+    extractor = FeatureExtractor("pixel mean", "mean", mean)
+    scorer = ClipScorer("pixel mean", open_clip.image_transform(224, is_train=False), mean,
+                        lambda prompts: torch.ones(len(prompts), 3))
+    first = None
+    with tempfile.TemporaryDirectory() as d:
+        imgs = pattern(args.noise[-1], args.batch, args.side)
+        paths = [Path(d) / f"{i}.png" for i in range(args.images)]
+        for i, path in enumerate(paths):
+            G._save_png(imgs[i % args.batch].numpy(), path)
+        for w in args.workers:
+            t0 = time.perf_counter()
+            feats = file_features(paths, extractor, args.resolution, args.batch, progress=False, workers=w)
+            t1 = time.perf_counter()
+            clip = clip_scores(scorer, paths, ["p"] * len(paths), args.batch, workers=w)
+            t2 = time.perf_counter()
+            if first is None:
+                first = feats, clip, t2 - t0
+            elif not (np.array_equal(first[0], feats) and np.array_equal(first[1], clip)):
+                raise SystemExit(f"{w} decode workers gave other numbers than {args.workers[0]}")
+            ms = [(t1 - t0) / len(paths) * 1000, (t2 - t1) / len(paths) * 1000]
+            lines.append(f"| {w} | {ms[0]:.0f} | {ms[1]:.0f} | {first[2] / (t2 - t0):.2f}x |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=32, help="images per measurement (default %(default)s)")
@@ -85,6 +126,8 @@ def main(argv=None) -> str:
     ap.add_argument("--sample-ms", type=float, nargs="+", default=[250.0, 30.0],
                     help="stand-in sampling time per image, ms (default %(default)s)")
     ap.add_argument("--resolution", type=int, default=512, help="evaluate.resolution (default %(default)s)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                    help="evaluate.decode_workers counts to read a folder back with (default %(default)s)")
     ap.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     args = ap.parse_args(argv)
 
@@ -146,6 +189,7 @@ def main(argv=None) -> str:
             G._save_png(pattern(noise, 1, args.side)[0].numpy(), path)
             row = [_median_ms(lambda: _decode(path))] + [_median_ms(lambda f=f: f(path)) for f in (inception_input, clip_input)]
             lines.append(f"| {noise:g} | " + " | ".join(f"{ms:.0f}" for ms in row) + " |")
+    lines += read_folder(args)
     table = "\n".join(lines) + "\n"
     if args.out:
         write_text(args.out, table)
