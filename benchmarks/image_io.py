@@ -90,7 +90,8 @@ def read_folder(args) -> list[str]:
     lines = ["", f"A folder of {args.images} images read back through the metrics' loaders (ms per image, noise "
              f"{args.noise[-1]:g}; networks stood in by a pixel mean), by evaluate.decode_workers; {cpu_model()}, "
              f"{len(os.sched_getaffinity(0))} CPUs.", "",
-             "| decode_workers | FID features: ms/img | CLIP score: ms/img | both, vs 0 workers |", "|---|---|---|---|"]
+             f"| decode_workers | FID features: ms/img | CLIP score: ms/img | both, vs {args.workers[0]} workers |",
+             "|---|---|---|---|"]
     mean = lambda x: x.float().mean(dim=(2, 3))
     extractor = FeatureExtractor("pixel mean", "mean", mean)
     scorer = ClipScorer("pixel mean", open_clip.image_transform(224, is_train=False), mean,

@@ -91,6 +91,39 @@ def test_decode_workers_give_the_same_features_and_clip_scores(tmp_path):
     assert clip[0].shape == (7,) and np.array_equal(clip[0], clip[2])
 
 
+def test_decode_workers_read_the_images_in_forked_processes_whatever_the_start_method(tmp_path):
+    """The images are read in `workers` other processes (each records its pid), started by fork even where the
+    default start method is spawn: clean-fid's resize functions and ours are closures spawn cannot pickle."""
+    import multiprocessing
+    import os
+
+    from tbcm.eval.clip_score import ClipScorer
+    from tbcm.eval.fid import FeatureExtractor, keep_size
+
+    files, seen = _images(tmp_path / "imgs", 7, size=16), tmp_path / "pids"
+    seen.mkdir()
+
+    def spy(x):
+        (seen / str(os.getpid())).touch()
+        return x
+
+    mean = lambda x: x.float().mean(dim=tuple(range(1, x.ndim)))[:, None]
+    extractor = FeatureExtractor("spy", "spy", mean, resize=lambda x: spy(keep_size(x)))
+    scorer = ClipScorer("spy", lambda im: spy(torch.from_numpy(np.array(im))), mean, lambda p: torch.ones(len(p), 1))
+    default = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        for read in (lambda w: file_features(files, extractor, None, 3, progress=False, workers=w),
+                     lambda w: clip_scores(scorer, files, ["p"] * 7, 3, workers=w)):
+            assert np.array_equal(read(0), read(2))
+            pids = {int(p.name) for p in seen.iterdir()}
+            assert os.getpid() in pids and len(pids - {os.getpid()}) == 2, pids  # 3 batches: both workers read
+            for p in seen.iterdir():
+                p.unlink()
+    finally:
+        multiprocessing.set_start_method(default, force=True)
+
+
 def test_missing_clip_weights_message_names_file_folder_and_source(tmp_path):
     with pytest.raises(W.MissingWeights) as e:
         W.find_clip(tmp_path / "weights", "ViT-L-14-quickgelu", "ViT-L-14.pt")

@@ -142,7 +142,8 @@ def test_several_processes_ask_slurm_for_that_many_gpus_on_one_node(project):
 def test_several_evaluation_processes_ask_for_that_many_gpus_and_rerun_nothing(project):
     """source: sana, evaluate.processes: 4 plans the same `tbcm evaluate` commands (which launch the 4 processes)
     on 4 GPUs of one node with 4 model loads of host memory, and with evaluate.decode_workers: 3, 4 CPUs per
-    process (1 + 3; the FID reference, one process: 4). Neither count is a stage parameter (they change no image
+    process (1 + 3; the FID reference, one process: 4) and the workers' two batches of 1.1 MB images each in
+    shared memory. Neither count is a stage parameter (they change no image
     or score), and every other evaluate key is one, for Snakemake (params) and DVC (dvc.yaml) alike."""
     sana = project / sana_configuration(project)
     base = _dry_run(project, "--printshellcmds", "--cores", "64", "--configfile", str(sana))
@@ -155,13 +156,15 @@ def test_several_evaluation_processes_ask_for_that_many_gpus_and_rerun_nothing(p
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-2000:]
     blocks = _blocks(out)
+    workers_mb = 3 * (22 * p["evaluate"]["batch_size"] + 9) // 10
     for who in ("teacher", "student"):
         rule = f"evaluate_{who}"
         assert _planned(out)[rule] == _planned(base.stdout + base.stderr)[rule].replace("sana.yaml", "sana_four.yaml")
-        assert re.search(r"resources: .*gpu=4, nodes=1, mem_mb=64000", blocks[rule]), blocks[rule]
+        assert re.search(rf"resources: .*gpu=4, nodes=1, mem_mb={4 * (16000 + workers_mb)}\b", blocks[rule]), blocks[rule]
         assert re.search(r"threads: 16\b", blocks[rule]), blocks[rule]
         assert re.search(r"threads: 2\b", _blocks(base.stdout + base.stderr)[rule])  # 0 workers: 2 per process
     assert re.search(r"threads: 4\b", blocks["fid_reference"]), blocks["fid_reference"]
+    assert re.search(rf"resources: .*gpu=1, mem_mb={16000 + workers_mb}\b", blocks["fid_reference"]), blocks["fid_reference"]
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "params.schema.yaml").read_text())
     keys = {f"evaluate.{k}" for k in schema["properties"]["evaluate"]["properties"]}
     listed = yaml.safe_load((ROOT / "workflow" / "stage_params.yaml").read_text())

@@ -10,9 +10,9 @@ EVAL_PROCESSES = config["evaluate"]["processes"]
 # CPUs: per process, itself and its evaluate.decode_workers (reading images back for the metrics); with source:
 # sana at least 2, for the PNG-writing threads beside sampling. The world: one each, side by side or beside distill.
 EVAL_THREADS = (1 + DECODE_WORKERS) if WORLD else max(2, 1 + DECODE_WORKERS) * EVAL_PROCESSES
-# Host memory: every process loads the model, Inception-v3 and CLIP at once; the Slurm profile's default for
-# one, times the count (estimated, not measured).
-EVAL_MEM_MB = 16000 * EVAL_PROCESSES
+# Host memory: every process loads the model, Inception-v3 and CLIP at once, the Slurm profile's default for one
+# (estimated, not measured), plus what its decode workers hold in shared memory (DECODE_MEM_MB, fid_reference.smk).
+EVAL_MEM_MB = (16000 + DECODE_MEM_MB) * EVAL_PROCESSES
 JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 
 

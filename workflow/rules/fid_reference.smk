@@ -5,6 +5,9 @@
 # the distillation (e.g. distill.r_final), sample or evaluate.n leaves it alone.
 FID_REF = f"{R}/fid_reference"
 DECODE_WORKERS = config["evaluate"]["decode_workers"]  # processes reading the images back, beside this one
+# Each keeps up to two batches of Inception's inputs (299 px float32, ~1.1 MB an image) in shared memory, which
+# Slurm counts as the job's memory (eval/loader.py).
+DECODE_MEM_MB = DECODE_WORKERS * (22 * config["evaluate"]["batch_size"] + 9) // 10
 
 if WORLD:
     EVAL_SET = f"{R}/world/data"
@@ -30,6 +33,7 @@ else:
         log: f"{R}/logs/fid_reference.log"
         threads: max(2, 1 + DECODE_WORKERS)
         # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)
-        # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU.
-        resources: gpu=1
+        # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU,
+        # with evaluate.decode_workers CPUs to read the images.
+        resources: gpu=1, mem_mb=16000 + DECODE_MEM_MB
         shell: "tbcm eval-reference --params {PARAMS:q} --data {input:q} --ref-dir {output:q} > {log} 2>&1"

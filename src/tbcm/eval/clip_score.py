@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .loader import ordered_batches
+
 
 @dataclass
 class ClipScorer:
@@ -57,15 +59,13 @@ class _Preprocessed(torch.utils.data.Dataset):
 def clip_scores(scorer: ClipScorer, images: Sequence, prompts: Sequence[str], batch_size: int = 64,
                 workers: int = 0) -> np.ndarray:
     """Per-pair CLIP score [N]; `images` are files, PIL images or uint8 HWC arrays. workers: DataLoader
-    processes (forked) decoding and preprocessing the images (evaluate.decode_workers; 0: this process);
-    the scores are the same for any count."""
+    processes decoding and preprocessing the images (evaluate.decode_workers; 0: this process;
+    eval/loader.py); the scores are the same for any count."""
     if len(images) != len(prompts):
         raise ValueError(f"CLIP score needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
     if len(images) == 0:
         raise ValueError("CLIP score of an empty set")
-    # torch's DataLoader rather than a loop: the same batches, decoded ahead by `workers` processes
-    batches = torch.utils.data.DataLoader(_Preprocessed(images, scorer.preprocess), batch_size=batch_size,
-                                          shuffle=False, num_workers=workers)
+    batches = ordered_batches(_Preprocessed(images, scorer.preprocess), batch_size, workers)
     out = []
     for i, x in zip(range(0, len(images), batch_size), batches):
         img = scorer.encode_images(x).float()

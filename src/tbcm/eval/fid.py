@@ -1,9 +1,11 @@
 """FID with clean-fid: one code path for MJHQ-30k (Inception-v3) and the embedded world (its judge).
 
-Features come from clean-fid's own file pipeline, `cleanfid.fid.get_files_features` (its
+Features come from clean-fid's own file pipeline, `cleanfid.fid.get_files_features`'s loop (its
 `ResizeDataset`: PIL decode -> `custom_image_tranform` -> `custom_fn_resize` or the "clean" PIL-bicubic
-resize to 299 -> the feature extractor), and the statistics as `cleanfid.fid.fid_from_feats` computes
-them. This is `cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)`
+resize to 299 -> `get_batch_features` with the feature extractor), and the statistics as
+`cleanfid.fid.fid_from_feats` computes them. The loop is written out (`file_features`, five lines) only to
+make its DataLoader our own `loader.ordered_batches`, whose workers are forked: clean-fid's resize
+functions are closures that another start method cannot pickle. This is `cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)`
 (`compare_folders`) taken apart, because the evaluation needs what `compute_fid` does not return: the
 reference features computed once and cached, and FID per category; only the matrix square root is
 replaced by an equivalent that is ~6x faster (`frechet_distance`). tests/test_eval_world.py checks
@@ -22,7 +24,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
+from .loader import ordered_batches
 from .weights import CLEANFID_INCEPTION, sha256
 
 
@@ -105,18 +109,20 @@ def file_features(
     """float32 [N, D] features of image files, through clean-fid's file pipeline.
 
     workers: DataLoader processes decoding and resizing the images (evaluate.decode_workers; 0: this
-    process). At 1024 px that is 50-65 ms of a core per image (benchmarks/image_io.py), more than Inception-v3
-    takes on a GPU. Workers are forked (Linux's default start method): the resize closures are not pickled.
-    The features are the same for any count: each image is decoded on its own and the batches keep their order.
+    process; eval/loader.py). At 1024 px that is 50-65 ms of a core per image (benchmarks/image_io.py), more
+    than Inception-v3 takes on a GPU. The features are the same for any count.
     """
-    from cleanfid.fid import get_files_features
+    from cleanfid.fid import get_batch_features
+    from cleanfid.utils import ResizeDataset
 
     if len(files) == 0:
         raise ValueError(f"{description}: no images to extract features from")
-    feats = get_files_features([str(f) for f in files], model=extractor.fn, num_workers=workers, batch_size=batch_size,
-                               device=torch.device(device), mode="clean", custom_fn_resize=extractor.resize,
-                               custom_image_tranform=resize_to(resolution), description=description,
-                               verbose=progress)
+    images = ResizeDataset([str(f) for f in files], mode="clean")  # what get_files_features builds
+    images.custom_image_tranform = resize_to(resolution)
+    if extractor.resize is not None:
+        images.fn_resize = extractor.resize
+    batches = tqdm(ordered_batches(images, batch_size, workers), desc=description, disable=not progress)
+    feats = np.concatenate([get_batch_features(b, extractor.fn, torch.device(device)) for b in batches])
     feats = np.asarray(feats, dtype=np.float32)
     if not np.isfinite(feats).all():
         raise ValueError(f"{description}: the feature extractor returned non-finite values")
