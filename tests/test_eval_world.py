@@ -20,6 +20,7 @@ from tbcm.eval.clip_score import clip_scores
 from tbcm.eval.fid import fid, file_features, keep_size, resize_to
 from tbcm.eval.generate import fill_folder, generate_folder, load_generator, open_folder
 from tbcm.eval.mjhq import global_index, image_paths, load_images, load_meta, subset
+from tbcm.eval.processes import Group
 from tbcm.schedules import RSchedule
 from tbcm.train_step import MethodConfig
 from tbcm.world.autoencoder import AutoencoderConfig
@@ -186,16 +187,16 @@ def test_shards_of_processes_fill_the_folder_with_the_one_process_images(world, 
     out = tmp_path / "two"
     open_folder(gen, out, 2, 4.5, 0, batch_size=4)
     shares = [fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
-                          shard=(rank, 2)) for rank in (0, 1)]
+                          group=Group(rank, 2)) for rank in (0, 1)]
     assert [s["generated"] for s in shares] == [7, 4]  # batches 0 and 2 (ids 0-3, 8-10), then batch 1
     assert not any(out.glob("imgs/*/.*"))
     for a, b in zip(_arrays(whole["paths"]), _arrays(shares[0]["paths"])):
         np.testing.assert_array_equal(a, b)
     shares[0]["paths"][5].unlink()  # in process 1's batch
     assert fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
-                       shard=(0, 2))["generated"] == 0
+                       group=Group(0, 2))["generated"] == 0
     assert fill_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False,
-                       shard=(1, 2))["generated"] == 1
+                       group=Group(1, 2))["generated"] == 1
     np.testing.assert_array_equal(_arrays(whole["paths"])[5], _arrays(shares[0]["paths"])[5])
     # the folder is one process's: a run with one process finds every image there
     assert generate_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False)["kept"] == 11

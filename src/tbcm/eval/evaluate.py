@@ -94,7 +94,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
             open_folder(gen, folder, steps, s.guidance, s.seed, s.batch_size, replace_stale=True)
     group.barrier()
     made = {steps: fill_folder(gen, meta, ids, global_index(meta), folder, steps, s.guidance, s.seed, s.batch_size,
-                               s.progress and group.main, shard=(group.rank, group.size))
+                               s.progress and group.main, group)
             for steps, folder in folders.items()}
     if group.size > 1:
         print(f"{label.rstrip('_')} process {group.rank + 1}/{group.size}: generated ".lstrip()

@@ -18,7 +18,7 @@ run never leaves a truncated image under a final name; a rerun regenerates exact
 unreadable ones, identical to an uninterrupted run. The folder's `generation.json` records what its
 images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
 size and device type); a rerun with anything different stops instead of mixing sets. Several
-processes share a folder batch by batch (`fill_folder`'s shard, eval/processes.py).
+processes share a folder batch by batch (`fill_folder`'s group, eval/processes.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ..models.sana import GUIDANCE, PromptEncoder, SanaTrigFlowStudent, load_pip
 from ..sampler import consistency_sample, consistency_times, teacher_sample
 from ..trigflow import SIGMA_DATA, add_noise
 from .mjhq import image_path
-from .processes import dealt_batches
+from .processes import Group, dealt_batches
 
 SEED_STRIDE = 1_000_003
 PNG_WRITERS = 2  # the CPUs the workflow gives an evaluation process at Sana scale
@@ -240,21 +240,21 @@ def open_folder(gen: Generator, out: str | Path, steps: int, guidance: float, se
 
 def fill_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int], out: str | Path, steps: int,
                 guidance: float, seed: int, batch_size: int = 64, progress: bool = True,
-                shard: tuple[int, int] = (0, 1)) -> dict:
+                group: Group = Group()) -> dict:
     """Generate the images of `ids` missing from the opened folder `out` (MJHQ layout), those of this
-    process's shard (rank, processes) of the batches. Returns {"generated": k, "paths": [...]} (the paths
-    of all `ids`, in their order)."""
-    out, (rank, processes) = Path(out), shard
+    process's batches in `group` (eval/processes.py; no collective is called). Returns {"generated": k,
+    "paths": [...]} (the paths of all `ids`, in their order)."""
+    out = Path(out)
     paths = [image_path(out, meta, i, "png") for i in ids]
     # Batches are fixed slices of `ids`, and a batch with a missing image is recomputed whole: the
     # same shapes on the same device give the same floats, so a resumed set equals an uninterrupted
     # one bit for bit (recomputing only the missing images in other batches flips a rare pixel by 1).
     # The same fixed batches dealt out round-robin make the shards: each process checks and fills its
     # own, so no process needs to know what the others find on disk.
-    chunks = dealt_batches(len(ids), batch_size, rank, processes)
+    chunks = dealt_batches(len(ids), batch_size, group.rank, group.size)
     todo = {k for c in chunks for k in c if not (paths[k].is_file() and _is_complete_png(paths[k]))}
     chunks = [c for c in chunks if todo.intersection(c)]
-    desc = f"{gen.kind} {steps} step(s)" + (f", process {rank + 1}/{processes}" if processes > 1 else "")
+    desc = f"{gen.kind} {steps} step(s)" + (f", process {group.rank + 1}/{group.size}" if group.size > 1 else "")
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress or not todo)
     # A batch's PNGs are written by PNG_WRITERS threads while the next batch is generated: zlib, which
     # releases the GIL, spends 0.1-0.15 s of a core on a 1024 px test image, about as long as a GPU samples it.
