@@ -15,7 +15,7 @@ that exist (`set_materialize_grads(False)` passes absent ones as None):
 The tangent is the same sum without its + 0 terms (float64: equal to 1e-12; tests/test_skip_zero_tangents.py). The
 primal is each layer called as a plain forward calls it, so under bf16 autocast F^- is the no-grad forward's to the
 bit, where with PyTorch's rules forward AD decomposes each linear layer and rounds differently. On the CPU the eager
-tangent of the Sana-Sprint 0.6B student went from 3.2x to 2.2x a forward (docs/step-cost.md).
+tangent of the Sana-Sprint 0.6B student went from 2.7-3.2x to 1.8-2.2x a forward over two runs (docs/step-cost.md).
 
 The mode is for eager JVPs without gradient (the loss's tangent, under no_grad): the Functions have no backward, and
 a call inside the mode on tensors that require grad, with grad enabled, stops with a message. `skipping_jvp` is the
