@@ -250,7 +250,8 @@ def main(argv=None) -> dict:
               "model": f"{'tiny' if args.tiny else 'Sana-Sprint 0.6B'}, {args.layers} block(s)", "batch": args.batch,
               "tokens": tokens, "text": args.text, "repeats": args.repeats, "eager": args.eager,
               "precision": args.precision, "calls": rows, "tangent_distance": rel(dropped[1], kept[1]), "primal_distance": rel(dropped[0], kept[0])}
-    how = ("uncompiled; products: the ATen matrix products and convolutions of a call (counted in a second, untimed one)" if args.eager else
+    how = ("uncompiled; products: the ATen matrix products and convolutions of a call (counted in a second, untimed one)"
+           if args.eager else
            "each call compiled afresh (inductor's graph caches off); products: in inductor's code, all graphs")
     lines = [f"# {'Eager' if args.eager else 'Compiled'} JVP with and without the products of zero tangents "
              f"({report['model']})", "",

@@ -154,8 +154,8 @@ def _evaluate(args) -> int:
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
                             seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
                             resolution=e["resolution"], batch_size=e["batch_size"],
-                            decode_workers=e["decode_workers"], text_max_length=args.text_max_length or tokens, text_instruction=instruction, device=device,
-                            compute_reference=not args.ref_cached)
+                            decode_workers=e["decode_workers"], text_max_length=args.text_max_length or tokens,
+                            text_instruction=instruction, device=device, compute_reference=not args.ref_cached)
     m = evaluate_model(Path(args.model), Path(args.data), Path(args.samples), Path(args.ref_dir),
                        inception_extractor(inception, device), open_clip_scorer(e["clip_model"], clip, device),
                        settings, Path(args.grids), label, group=group)

@@ -108,14 +108,14 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     # Scoring: every process computes the features and CLIP scores of its dealt batches, the main one gets
     # them all in order (Group.gathered) and computes the metrics.
     def clip_of(paths):
-        return group.gathered(len(ids), bs, lambda ks: clip_scores(scorer, [paths[k] for k in ks],
-                                                                   [prompts[k] for k in ks], bs,
-                                                                   s.decode_workers))
+        return group.gathered(len(ids), bs, lambda ks: clip_scores(
+            scorer, [paths[k] for k in ks], [prompts[k] for k in ks], bs, s.decode_workers))
 
     def features_of(paths, description):
         return group.gathered(len(ids), bs, lambda ks: file_features(
             [paths[k] for k in ks], extractor, s.resolution, bs, device, s.progress and group.main,
-            description=description + (f", process 1/{group.size}" if group.size > 1 else ""), workers=s.decode_workers))
+            description=description + (f", process 1/{group.size}" if group.size > 1 else ""),
+            workers=s.decode_workers))
 
     scores = {"real": (real_paths, None, clip_of(real_paths))}
     for steps, m in made.items():

@@ -3,13 +3,14 @@
 Features come from clean-fid's own file pipeline, `cleanfid.fid.get_files_features`'s loop (its
 `ResizeDataset`: PIL decode -> `custom_image_tranform` -> `custom_fn_resize` or the "clean" PIL-bicubic
 resize to 299 -> `get_batch_features` with the feature extractor), and the statistics as
-`cleanfid.fid.fid_from_feats` computes them. The loop is written out (`file_features`, five lines) only to
-make its DataLoader our own `loader.ordered_batches`, whose workers are forked: clean-fid's resize
-functions are closures that another start method cannot pickle. This is `cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)`
-(`compare_folders`) taken apart, because the evaluation needs what `compute_fid` does not return: the
-reference features computed once and cached, and FID per category; only the matrix square root is
-replaced by an equivalent that is ~6x faster (`frechet_distance`). tests/test_eval_world.py checks
-that the result equals `compute_fid` on the same folders.
+`cleanfid.fid.fid_from_feats` computes them. The loop is written out (`file_features`, a few lines) only
+to make its DataLoader our own `loader.ordered_batches`, whose workers are forked: clean-fid's resize
+functions are closures that another start method cannot pickle. This is
+`cleanfid.fid.compute_fid(fdir1, fdir2, mode="clean", custom_feat_extractor=...)` (`compare_folders`)
+taken apart, because the evaluation needs what `compute_fid` does not return: the reference features
+computed once and cached, and FID per category; only the matrix square root is replaced by an equivalent
+that is ~6x faster (`frechet_distance`). tests/test_eval_world.py checks that the result equals
+`compute_fid` on the same folders.
 
 Before extraction every image, real or generated, is brought to `resolution` (PIL bicubic, Sana's
 toolkit evaluates MJHQ-30k at 512 px) through clean-fid's `custom_image_tranform` hook.
