@@ -138,6 +138,6 @@ def test_two_evaluation_processes_make_the_same_images_and_metrics(project):
     for k, made in ((1, n - 3), (2, 3)):
         assert f"student process {k}/2: generated {made} at 1 step(s), {made} at 2 step(s)" in stage_log, stage_log[-3000:]
     assert f"student_1 step(s): {n} generated, 0 already there (2 processes)" in stage_log, stage_log[-3000:]
-    assert "student_reading the images back with 2 decode worker(s) per process" in stage_log, stage_log[-3000:]
+    assert "student: reading the images back with 2 decode worker(s) per process" in stage_log, stage_log[-3000:]
     assert {p.relative_to(samples): p.read_bytes() for p in samples.rglob("*.png")} == one_images
     assert json.loads((res / "metrics" / "student.json").read_text()) == one_metrics

@@ -103,7 +103,8 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     del gen  # the model's memory, before the feature extractor and CLIP run
     bs = s.batch_size
     if s.decode_workers and group.main:
-        print(f"{label}reading the images back with {s.decode_workers} decode worker(s) per process", flush=True)
+        print(f"{label.rstrip('_') or 'model'}: reading the images back with {s.decode_workers} decode worker(s) per process",
+              flush=True)
 
     # Scoring: every process computes the features and CLIP scores of its dealt batches, the main one gets
     # them all in order (Group.gathered) and computes the metrics.
