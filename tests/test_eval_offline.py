@@ -139,8 +139,9 @@ def _params(tmp_path: Path, weights_dir: Path) -> Path:
     return out
 
 
+@pytest.mark.parametrize("command", ["evaluate", "eval-reference"])
 @pytest.mark.parametrize("missing", ["clip", "inception"])
-def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypatch, capsys, missing):
+def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypatch, capsys, missing, command):
     from tbcm import cli
     from tbcm.eval import evaluate as E
     from tbcm.eval import generate as G
@@ -150,16 +151,18 @@ def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypat
         raise AssertionError("the stage went on past a missing weight file")
 
     for mod, fn in ((G, "load_generator"), (E, "load_generator"), (E, "reference_features"),
-                    (R, "reference_features"), (E, "fill_folder")):
+                    (R, "reference_features"), (E, "real_clip_scores"), (R, "real_clip_scores"), (E, "fill_folder")):
         monkeypatch.setattr(mod, fn, must_not_run)
     weights = tmp_path / "weights"
     weights.mkdir()
     if missing == "inception":
         monkeypatch.setattr(W, "fid_helper_inception", lambda: None)
         (weights / "ViT-L-14.pt").write_bytes(b"present")
-    args = ["evaluate", "--params", str(_params(tmp_path, weights)), "--model", str(tmp_path / "model"),
-            "--data", str(tmp_path / "mjhq"), "--samples", str(tmp_path / "samples"),
-            "--ref-dir", str(tmp_path / "ref"), "--grids", str(tmp_path / "grids"), "--out", str(tmp_path / "m.json")]
+    args = [command, "--params", str(_params(tmp_path, weights)), "--data", str(tmp_path / "mjhq"),
+            "--ref-dir", str(tmp_path / "ref")]
+    if command == "evaluate":
+        args += ["--model", str(tmp_path / "model"), "--samples", str(tmp_path / "samples"),
+                 "--grids", str(tmp_path / "grids"), "--out", str(tmp_path / "m.json")]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     wanted = {"clip": ("ViT-L-14.pt", "openaipublic"), "inception": ("inception-2015-12-05.pt", "nvlabs-fi-cdn")}[missing]

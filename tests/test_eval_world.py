@@ -2,6 +2,7 @@
 numbers exist, generation resumes exactly, and the world-eval command writes the metrics layout the
 report and `dvc metrics diff` read."""
 
+import dataclasses
 import json
 import shutil
 import threading
@@ -58,7 +59,8 @@ def judged(world):
     meta = load_meta(ev)
     ids = sorted(meta)
     return dict(judge=judge, tok=tok, cfg=cfg, ev=ev, meta=meta, ids=ids, paths=image_paths(ev, meta, ids),
-                prompts=[meta[i]["prompt"] for i in ids], extractor=judge_extractor(judge, cfg, world / "judge"))
+                prompts=[meta[i]["prompt"] for i in ids], extractor=judge_extractor(judge, cfg, world / "judge"),
+                scorer=judge_scorer(judge, tok, cfg, world / "judge"))
 
 
 def _degrade(paths, out: Path, kind: str, level: float) -> list[Path]:
@@ -106,7 +108,7 @@ def test_our_fid_is_clean_fids_compute_fid(judged, tmp_path):
 
 
 def test_clip_score_of_matching_prompts_beats_shuffled(judged):
-    scorer = judge_scorer(judged["judge"], judged["tok"], judged["cfg"])
+    scorer = judged["scorer"]
     prompts = judged["prompts"]
     perm = np.random.default_rng(0).permutation(len(prompts))
     matched = clip_scores(scorer, judged["paths"], prompts)
@@ -223,6 +225,45 @@ def test_metrics_exist_for_every_category_present(world, tmp_path):
     assert m["real"]["background_accuracy"] > 0.5, m["real"]  # 4 backgrounds; the fixture's judge reads real ones
     assert m["2_step"]["steps"] == 2 and m["2_step"]["feature_extractor"].startswith("world judge")
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["teacher_1step.png", "teacher_2step.png"]
+    # the real row's CLIP score, read from the whole set's cached scores, is the evaluated subset's own
+    judge, tok, cfg = load_judge(world / "judge")
+    ev = world / "data" / "eval"
+    direct = clip_scores(judge_scorer(judge, tok, cfg, world / "judge"), image_paths(ev, meta, ids),
+                         [meta[i]["prompt"] for i in ids])
+    assert m["real"]["clip_score"] == pytest.approx(direct.mean(), rel=1e-6)
+    for c, row in m["real"]["per_category"].items():
+        mine = np.array([meta[i]["category"] == c for i in ids])
+        assert row["clip_score"] == pytest.approx(direct[mine].mean(), rel=1e-6)
+
+
+def test_real_clip_scores_are_cached_once_for_the_whole_set(judged, tmp_path, capsys):
+    """Every real image's CLIP score against its own prompt, computed once into a file named by the set and
+    the scorer's weights; read back unchanged, never recomputed; a file of another set or a missing one
+    with compute=False stops, naming it."""
+    from tbcm.eval.reference import real_clip_path, real_clip_scores
+
+    scorer, ev, ids = judged["scorer"], judged["ev"], judged["ids"]
+    direct = clip_scores(scorer, judged["paths"], judged["prompts"], batch_size=32)
+    with pytest.raises(ValueError, match=r"no cached real CLIP scores .*_judge-[0-9a-f]{8}_clip\.npz.*tbcm eval-reference"):
+        real_clip_scores(ev, scorer, tmp_path, compute=False)
+    assert not any(tmp_path.iterdir())
+    made = real_clip_scores(ev, scorer, tmp_path, batch_size=32, progress=False)
+    assert "images, computed)" in capsys.readouterr().out
+    assert made.path == real_clip_path(tmp_path, ev, scorer) and list(tmp_path.iterdir()) == [made.path]
+    np.testing.assert_array_equal(made.values, direct)
+    stamp = made.path.stat().st_mtime_ns
+    read = real_clip_scores(ev, scorer, tmp_path, compute=False)
+    assert f"({len(ids)} images, cached)" in capsys.readouterr().out and made.path.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(read.values, direct)
+    np.testing.assert_array_equal(read.rows(ids[::-3]), direct[::-3])
+    # another set under the same name: its ids differ
+    with np.load(made.path) as z:
+        stored = dict(z)
+    np.savez(made.path, **{**stored, "ids": np.array([f"x{i}" for i in ids])})
+    with pytest.raises(ValueError, match="ids differ"):
+        real_clip_scores(ev, scorer, tmp_path)
+    with pytest.raises(ValueError, match="has no tag"):
+        real_clip_scores(ev, dataclasses.replace(scorer, tag=None), tmp_path)
 
 
 def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
@@ -296,15 +337,22 @@ def test_world_eval_reads_the_reference_eval_reference_cached_and_never_writes_i
 
     assert cli.main(["eval-reference", "--params", str(tmp_path / "params.yaml"), "--data", str(world / "data" / "eval"),
                      "--judge", str(world / "judge"), "--ref-dir", str(ref)]) == 0
-    assert "images, computed)" in capsys.readouterr().out
-    (npz,) = ref.iterdir()
-    before = (npz.stat().st_mtime_ns, hashlib.sha256(npz.read_bytes()).hexdigest())
+    out = capsys.readouterr().out
+    assert "FID reference: " in out and "real CLIP scores: " in out and out.count("images, computed)") == 2
+    files = sorted(ref.iterdir())
+    (npz,) = [f for f in files if f.name.endswith("_64px.npz")]
+    (clip,) = [f for f in files if f.name.endswith("_clip.npz")]
+    before = [(f.stat().st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
     assert cli.main(evaluate) == 0
-    assert f"FID reference: {npz} (120 images, cached)" in capsys.readouterr().out
-    assert list(ref.iterdir()) == [npz]
-    assert (npz.stat().st_mtime_ns, hashlib.sha256(npz.read_bytes()).hexdigest()) == before
+    out = capsys.readouterr().out
+    assert f"FID reference: {npz} (120 images, cached)" in out and f"real CLIP scores: {clip} (120 images, cached)" in out
+    assert sorted(ref.iterdir()) == files
+    assert [(f.stat().st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files] == before
     m = json.loads((tmp_path / "m.json").read_text())
     assert {row["reference"] for k, row in m.items() if k != "vae_reconstructions"} == {npz.name}
+    with np.load(clip) as z:
+        ids = sorted(load_meta(world / "data" / "eval"))[:8]  # evaluate.n: the first 8 of the sorted ids
+        assert m["real"]["clip_score"] == pytest.approx(z["values"][:8].mean(), rel=1e-12) and z["ids"][:8].tolist() == ids
 
 
 @pytest.mark.slow

@@ -49,16 +49,22 @@ def test_chain_leaves_metrics_grids_and_report(smoke):
 @pytest.mark.slow
 def test_fid_reference_is_computed_once_and_read_by_both_evaluations(smoke):
     res = smoke / "results"
-    (ref,) = (res / "fid_reference").glob("*.npz")
-    assert f"FID reference: {ref.relative_to(smoke)} (64 images, computed)" in (res / "logs" / "fid_reference.log").read_text()
+    (ref,) = (res / "fid_reference").glob("*px.npz")
+    (clip,) = (res / "fid_reference").glob("*_clip.npz")
+    made = (res / "logs" / "fid_reference.log").read_text()
+    assert f"FID reference: {ref.relative_to(smoke)} (64 images, computed)" in made
+    assert f"real CLIP scores: {clip.relative_to(smoke)} (64 images, computed)" in made
     for name in ("teacher", "student"):
         log = (res / "logs" / f"evaluate_{name}.log").read_text()
         assert f"FID reference: {ref.relative_to(smoke)} (64 images, cached)" in log, log[-2000:]
+        assert f"real CLIP scores: {clip.relative_to(smoke)} (64 images, cached)" in log, log[-2000:]
         metrics = json.loads((res / "metrics" / f"{name}.json").read_text())
         assert {row["reference"] for k, row in metrics.items() if k != "vae_reconstructions"} == {ref.name}
-    # last written inside the fid_reference job (whose log ends after the file is saved), not by the evaluations
-    assert ref.stat().st_mtime_ns <= (res / "logs" / "fid_reference.log").stat().st_mtime_ns
-    assert [p.name for p in (res / "fid_reference").iterdir() if p.name != ".snakemake_timestamp"] == [ref.name]
+    # last written inside the fid_reference job (whose log ends after the files are saved), not by the evaluations
+    for f in (ref, clip):
+        assert f.stat().st_mtime_ns <= (res / "logs" / "fid_reference.log").stat().st_mtime_ns
+    assert sorted(p.name for p in (res / "fid_reference").iterdir() if p.name != ".snakemake_timestamp") \
+        == sorted([ref.name, clip.name])
 
 
 @pytest.mark.slow

@@ -185,26 +185,40 @@ def _sample(args) -> int:
 
 
 def _eval_reference(args) -> int:
+    """The FID reference and the real images' CLIP scores of a set (eval/reference.py), for the evaluation
+    stages to read (--ref-cached)."""
+    import torch
+
+    from .eval.clip_score import open_clip_scorer
     from .eval.fid import inception_extractor
-    from .eval.reference import reference_features
+    from .eval.reference import real_clip_scores, reference_features
     from .eval.settings import evaluate_params
-    from .eval.weights import find_inception
+    from .eval.weights import find_clip, find_inception
 
     e = evaluate_params(_params(args))
-    if args.judge and e["fid_features"] == "judge":  # the embedded world: the judge's image tower, on the CPU
+    world = bool(args.judge)
+    # every weight file is found before anything is loaded
+    inception = find_inception(e["weights_dir"]) if not world or e["fid_features"] == "inception" else None
+    clip = None if world else find_clip(e["weights_dir"], e["clip_model"], e["clip_weights"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world:  # the judge is the world's CLIP
         from .world.build import load_judge
-        from .world.evaluate import judge_extractor
+        from .world.evaluate import judge_extractor, judge_scorer
 
-        judge, _, jcfg = load_judge(Path(args.judge))
+        judge, tok, jcfg = load_judge(Path(args.judge))
+        scorer = judge_scorer(judge, tok, jcfg, Path(args.judge))
+    else:  # MJHQ-30k: OpenAI CLIP
+        scorer = open_clip_scorer(e["clip_model"], clip, device)
+    if inception is None:  # the world's default FID features: the judge's image tower, on the CPU
         extractor, device = judge_extractor(judge, jcfg, Path(args.judge)), "cpu"
-    else:  # MJHQ-30k, or the world with evaluate.fid_features: inception
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        extractor = inception_extractor(find_inception(e["weights_dir"]), device)
+    else:
+        extractor = inception_extractor(inception, device)
     ref = reference_features(Path(args.data), extractor, e["resolution"], Path(args.ref_dir), e["batch_size"], device,
                              workers=e["decode_workers"])
+    clip_ref = real_clip_scores(Path(args.data), scorer, Path(args.ref_dir), e["batch_size"],
+                                workers=e["decode_workers"])
     print(ref.path)
+    print(clip_ref.path)
     return 0
 
 
@@ -374,10 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder for the generated images, <k>_step/imgs/<category>/<id>.png; a rerun resumes there"
                             + ("" if samples_required else " (default: a temporary folder, no resume)"))
         s.add_argument("--ref-dir", required=samples_required, default=None,
-                       help="folder of cached FID reference features (computed there once)"
+                       help="folder of the cached FID reference and real images' CLIP scores (computed there once)"
                             + ("" if samples_required else " (default: a temporary folder)"))
         s.add_argument("--ref-cached", action="store_true",
-                       help="only read the reference cached in --ref-dir (the pipeline's fid_reference stage, "
+                       help="only read what is cached in --ref-dir (the pipeline's fid_reference stage, "
                             "tbcm eval-reference, wrote it), never compute it: a missing file stops before any generation")
         s.add_argument("--grids", required=True, help="folder for the PNG grids, one per step count")
         s.add_argument("--out", required=True, help="metrics JSON")
@@ -409,10 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     s.add_argument("--images", default=None, metavar="DIR", help="also save each image, as DIR/<k>_step/<row>.png")
     s.add_argument("--out", required=True, help="grid PNG; what it shows is recorded beside it in the same name .json")
-    s = stage("eval-reference", _eval_reference, "compute (or find cached) the FID reference features of a set")
+    s = stage("eval-reference", _eval_reference,
+              "compute (or find cached) the FID reference features and the real images' CLIP scores of a set")
     s.add_argument("--data", required=True, help="MJHQ-layout folder (the world: its data/eval)")
     s.add_argument("--judge", default=None, help="the world's judge folder (embedded world)")
-    s.add_argument("--ref-dir", required=True, help="folder of cached reference features")
+    s.add_argument("--ref-dir", required=True, help="folder of the cached FID reference and real CLIP scores")
 
     s = stage("collect-prompts", _collect_prompts, "clean, de-duplicate, length-filter and shuffle a prompt set")
     s.add_argument("--world-prompts", default=None, help="the world's train_prompts.txt (used when prompts.file is null)")

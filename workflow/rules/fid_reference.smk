@@ -1,8 +1,9 @@
-# The FID reference: features of every real image of the evaluation set at evaluate.resolution, computed
-# once into one .npz (named by the set, the feature extractor's weights and the resolution:
-# eval/reference.py) and read by both evaluation stages (`--ref-dir ... --ref-cached`). It depends on
-# the set, the feature extractor and three evaluate keys (workflow/stage_params.yaml) only, so changing
-# the distillation (e.g. distill.r_final), sample or evaluate.n leaves it alone.
+# What the evaluation needs of the real images, computed once and read by both evaluation stages
+# (`--ref-dir ... --ref-cached`): the FID reference, features of every real image of the evaluation set at
+# evaluate.resolution, and every real image's CLIP score against its prompt (the metrics' "real" row), one
+# .npz each (named by the set, the weights and, for FID, the resolution: eval/reference.py). They depend on
+# the set, the feature extractor, the CLIP model and five evaluate keys (workflow/stage_params.yaml) only, so
+# changing the distillation (e.g. distill.r_final), sample or evaluate.n leaves them alone.
 FID_REF = f"{R}/fid_reference"
 DECODE_WORKERS = config["evaluate"]["decode_workers"]  # processes reading the images back, beside this one
 # Each keeps up to two batches of Inception's inputs (299 px float32, ~1.1 MB an image) in shared memory, which
@@ -18,9 +19,9 @@ if WORLD:
         params: cfg=stage_params("fid_reference")
         log: f"{R}/logs/fid_reference.log"
         threads: 1 + DECODE_WORKERS  # 1: runs beside distill, which has the other core
-        # No GPU: the world's held-out images (2000 by default) through the judge's small image tower
-        # (or Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a
-        # GPU job would wait in a queue.
+        # No GPU: the world's held-out images (2000 by default) through the judge's small towers (or
+        # Inception-v3, evaluate.fid_features: inception) take minutes on CPU cores, less than a GPU job
+        # would wait in a queue.
         shell: "tbcm eval-reference --params {PARAMS:q} --data {input.data:q}/eval --judge {input.judge:q} --ref-dir {output:q} > {log} 2>&1"
 
 else:
@@ -33,7 +34,8 @@ else:
         log: f"{R}/logs/fid_reference.log"
         threads: max(2, 1 + DECODE_WORKERS)
         # A GPU: Inception-v3 over MJHQ-30k's 30,000 images, each brought to evaluate.resolution (512 px)
-        # and then to 299 px, is hours on a few CPU cores (~0.3 s per image per core) and minutes on one GPU,
-        # with evaluate.decode_workers CPUs to read the images.
+        # and then to 299 px, then CLIP ViT-L/14 over them at 224 px, is hours on a few CPU cores (~0.3 s per
+        # image per core for Inception alone) and minutes on one GPU, with evaluate.decode_workers CPUs to
+        # read the images.
         resources: gpu=1, mem_mb=16000 + DECODE_MEM_MB
         shell: "tbcm eval-reference --params {PARAMS:q} --data {input:q} --ref-dir {output:q} > {log} 2>&1"

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from .loader import ordered_batches
 
@@ -25,12 +26,15 @@ class ClipScorer:
     """preprocess: one PIL RGB image -> the image tower's input tensor; encode_images: a stacked batch of
     those -> L2-normalised [N, D]; encode_texts: prompts -> L2-normalised [N, D]. Preprocessing is its own
     step so that DataLoader workers can do it (decoding and resizing a 1024 px image costs more of a CPU
-    than the tower costs a GPU: benchmarks/image_io.py)."""
+    than the tower costs a GPU: benchmarks/image_io.py). name: what the metrics record; tag: a short
+    file-name-safe id that changes with the architecture and weights, naming the cached CLIP scores of the
+    real images (eval/reference.py); None: a scorer whose scores are never cached."""
 
     name: str
     preprocess: Callable[[Image.Image], torch.Tensor]
     encode_images: Callable[[torch.Tensor], torch.Tensor]
     encode_texts: Callable[[list[str]], torch.Tensor]
+    tag: str | None = None
 
 
 def _as_pil(x) -> Image.Image:
@@ -57,15 +61,16 @@ class _Preprocessed(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def clip_scores(scorer: ClipScorer, images: Sequence, prompts: Sequence[str], batch_size: int = 64,
-                workers: int = 0) -> np.ndarray:
+                workers: int = 0, progress: bool = False, description: str = "CLIP score") -> np.ndarray:
     """Per-pair CLIP score [N]; `images` are files, PIL images or uint8 HWC arrays. workers: DataLoader
     processes decoding and preprocessing the images (evaluate.decode_workers; 0: this process;
-    eval/loader.py); the scores are the same for any count."""
+    eval/loader.py); the scores are the same for any count. progress: a bar over the batches."""
     if len(images) != len(prompts):
         raise ValueError(f"CLIP score needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
     if len(images) == 0:
         raise ValueError("CLIP score of an empty set")
-    batches = ordered_batches(_Preprocessed(images, scorer.preprocess), batch_size, workers)
+    batches = tqdm(ordered_batches(_Preprocessed(images, scorer.preprocess), batch_size, workers), desc=description,
+                   total=-(-len(images) // batch_size), disable=not progress)
     out = []
     for i, x in zip(range(0, len(images), batch_size), batches):
         img = scorer.encode_images(x).float()
@@ -91,9 +96,12 @@ def open_clip_scorer(model: str, weights: str | Path, device: str | torch.device
     """
     import open_clip
 
+    from .weights import sha256
+
     weights = Path(weights)
     if not weights.is_file():
         raise ValueError(f"CLIP weights file not found: {weights}")
+    digest = sha256(weights)
     config = weights.parent / f"{model}.json"
     if config.is_file():
         open_clip.add_model_config(config)
@@ -107,4 +115,6 @@ def open_clip_scorer(model: str, weights: str | Path, device: str | torch.device
     def encode_texts(prompts: list[str]) -> torch.Tensor:
         return net.encode_text(tokenizer(prompts).to(device), normalize=True)
 
-    return ClipScorer(f"open_clip {model} ({weights.name})", preprocess, encode_images, encode_texts)
+    # the architecture is in the tag as well as the weights: the same file under ViT-L-14 scores differently
+    return ClipScorer(f"open_clip {model} ({weights.name})", preprocess, encode_images, encode_texts,
+                      tag=f"clip-{model}-{digest[:8]}")

@@ -2,8 +2,9 @@
 and per category, with whichever evaluators the caller hands in (Inception-v3 + OpenAI CLIP on
 MJHQ-30k, the judge on the embedded world: world/evaluate.py).
 
-The metrics of a model are one JSON object: "real" (the real images of the evaluated prompts, the
-floor set by the subset's size: 0 when every image of the set is evaluated) and one "<k>_step" row
+The metrics of a model are one JSON object: "real" (the real images of the evaluated prompts: FID the
+floor set by the subset's size, 0 when every image of the set is evaluated; CLIP score the real images'
+own, read from the cache beside the FID reference, eval/reference.py) and one "<k>_step" row
 per step count. Every row carries what it is a function of, so rows of different runs can be
 compared (`dvc metrics diff`):
 
@@ -26,7 +27,7 @@ from .generate import fill_folder, list_folder, load_generator, open_folder
 from .grids import image_grid
 from .mjhq import global_index, image_paths, load_images, load_meta, subset
 from .processes import Group
-from .reference import Reference, reference_features
+from .reference import Reference, real_clip_scores, reference_features
 
 GRID_SIZE = 24
 
@@ -55,10 +56,10 @@ def score_images(paths: Sequence[Path], feats: np.ndarray, clip: np.ndarray, ids
                  ref: Reference, extra: Callable[[Sequence[Path], list[str]], dict] | None = None) -> dict:
     """FID against the reference and CLIP score (the per-image scores `clip`), overall and for every
     category present."""
-    per_fid = fid_by_category(feats, cats, ref.feats, ref.categories)
+    per_fid = fid_by_category(feats, cats, ref.values, ref.categories)
     per_clip = mean_by_category(clip, cats)
     counts = {c: int(sum(1 for x in cats if x == c)) for c in per_clip}
-    row = {"fid": fid(feats, ref.feats), "clip_score": float(clip.mean()), "n": len(paths),
+    row = {"fid": fid(feats, ref.values), "clip_score": float(clip.mean()), "n": len(paths),
            "per_category": {c: {"fid": per_fid[c], "clip_score": per_clip[c], "n": counts[c]} for c in sorted(per_clip)}}
     if extra is not None:
         row.update(extra(paths, ids))
@@ -83,9 +84,11 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
     prompts = [meta[i]["prompt"] for i in ids]
     cats = [meta[i]["category"] for i in ids]
     real_paths = image_paths(data_root, meta, ids)  # a missing real image stops before any generation
-    if group.main:  # the reference too: a missing cached file stops before any generation
+    if group.main:  # the references too: a missing cached file stops before any generation
         ref = reference_features(data_root, extractor, s.resolution, ref_dir, s.batch_size, device, s.progress,
                                  compute=s.compute_reference, workers=s.decode_workers)
+        real_clip = real_clip_scores(data_root, scorer, ref_dir, s.batch_size, s.progress,
+                                     compute=s.compute_reference, workers=s.decode_workers)
     gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
     folders = {steps: Path(samples_root) / f"{steps}_step" for steps in s.steps}
     # every step count's images first, then the scores: each process goes on to score as soon as it is done
@@ -118,7 +121,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
             description=description + (f", process 1/{group.size}" if group.size > 1 else ""),
             workers=s.decode_workers))
 
-    scores = {"real": (real_paths, None, clip_of(real_paths))}
+    scores = {}
     for steps, m in made.items():
         paths = m["paths"]
         scores[steps] = (paths, features_of(paths, f"{label}{steps} step(s)"), clip_of(paths))
@@ -126,7 +129,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
         return None
     common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
-    out = {"real": {**score_images(real_paths, ref.rows(ids), scores["real"][2], ids, cats, ref, extra), **common}}
+    out = {"real": {**score_images(real_paths, ref.rows(ids), real_clip.rows(ids), ids, cats, ref, extra), **common}}
     for steps, folder in folders.items():
         list_folder(folder, meta, ids)
         print(f"{label}{steps} step(s): {generated[steps]} generated, {len(ids) - generated[steps]} already there"

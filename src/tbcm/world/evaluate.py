@@ -45,14 +45,18 @@ def _hwc(image) -> torch.Tensor:
     return torch.from_numpy(np.array(image))  # uint8 [H, W, 3]: the judge resizes by itself
 
 
-def judge_scorer(judge, tok, cfg) -> ClipScorer:
+def judge_scorer(judge, tok, cfg, judge_dir: Path) -> ClipScorer:
+    """The judge's two towers as CLIP; its tag, like judge_extractor's, changes with judge.pt."""
+    digest = sha256(Path(judge_dir) / "judge.pt")
+
     def encode_images(x: torch.Tensor) -> torch.Tensor:
         return image_features(judge, x, cfg.image_size)
 
     def encode_texts(prompts) -> torch.Tensor:
         return text_features(judge, judge_token_ids(tok, list(prompts), cfg.context_length))
 
-    return ClipScorer("world judge", _hwc, encode_images, encode_texts)
+    return ClipScorer(f"world judge, judge.pt sha256 {digest[:12]}", _hwc, encode_images, encode_texts,
+                      tag=f"judge-{digest[:8]}")
 
 
 @torch.no_grad()
@@ -105,7 +109,7 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
     with ExitStack() as stack:
         scratch = lambda: Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbcm-eval-")))
         out = evaluate_model(folder, root, samples_dir or scratch(), ref_dir or scratch(), extractor,
-                             judge_scorer(judge, tok, jcfg), settings, grid_dir, label, extra=accuracy)
+                             judge_scorer(judge, tok, jcfg, judge_dir), settings, grid_dir, label, extra=accuracy)
     if reconstructions:
         from diffusers import AutoencoderDC
 
