@@ -5,7 +5,8 @@ Writing: wall time per image of writing 1024 px PNGs while the images are sample
 level 1, PNG_WRITERS threads writing a batch while the next is sampled), side by side in one run; then the
 time and size of one image at either level. Reading: one image brought to each metric's input, as
 clean-fid's file pipeline (decode, bicubic to evaluate.resolution, its "clean" resize to 299) and open_clip's
-preprocessing (decode, resize to 224, centre crop) do it, one image at a time; then a folder of them read
+preprocessing (decode, resize to 224, centre crop) do it, one image at a time, from a PNG (the samples)
+and from a JPEG (MJHQ-30k's real images, read by the fid_reference stage); then a folder of them read
 back through the metrics' own loaders (`fid.file_features`, `clip_score.clip_scores`) with each number of
 evaluate.decode_workers, the networks stood in by a mean over pixels (on a GPU, Inception-v3 and CLIP
 ViT-L/14 take a few ms an image), checking that every count gives the same numbers.
@@ -36,6 +37,10 @@ from PIL import Image
 import tbcm.eval.generate as G
 from tbcm.atomic import atomic_path, write_text
 from tbcm.machine import cpu_model
+
+
+# MJHQ-30k's files are JPEGs; their encoder quality is not recorded here, 95 stands in for it
+JPEG_QUALITY = 95
 
 
 def pattern(noise: float, n: int, side: int, seed: int = 0) -> torch.Tensor:
@@ -181,15 +186,20 @@ def main(argv=None) -> str:
             row += [f"{statistics.median(times) * 1000:.0f}", f"{buf.tell() / 1e6:.2f}"]
         lines.append(f"| {noise:g} | " + " | ".join(row) + " |")
     lines += ["", f"One image read back for the metrics (median of 5, ms): decoded; Inception's input (at "
-              f"{args.resolution} px, then 299); CLIP's (224).", "",
-              "| noise | decode | Inception input | CLIP input |", "|---|---|---|---|"]
+              f"{args.resolution} px, then 299); CLIP's (224). PNG as the evaluation writes the samples; JPEG "
+              f"(quality {JPEG_QUALITY}) as MJHQ-30k ships its real images, which the fid_reference stage reads.", "",
+              "| noise | file | decode | Inception input | CLIP input |", "|---|---|---|---|---|"]
     inception_input, clip_input = read_back(args.resolution)
     with tempfile.TemporaryDirectory() as d:
         for noise in args.noise:
-            path = Path(d) / f"{noise}.png"
-            G._save_png(pattern(noise, 1, args.side)[0].numpy(), path)
-            row = [_median_ms(lambda: _decode(path))] + [_median_ms(lambda f=f: f(path)) for f in (inception_input, clip_input)]
-            lines.append(f"| {noise:g} | " + " | ".join(f"{ms:.0f}" for ms in row) + " |")
+            img = pattern(noise, 1, args.side)[0].numpy()
+            for kind, path in (("PNG", Path(d) / f"{noise}.png"), ("JPEG", Path(d) / f"{noise}.jpg")):
+                if kind == "PNG":
+                    G._save_png(img, path)
+                else:
+                    Image.fromarray(img).save(path, quality=JPEG_QUALITY)
+                row = [_median_ms(lambda: _decode(path))] + [_median_ms(lambda f=f: f(path)) for f in (inception_input, clip_input)]
+                lines.append(f"| {noise:g} | {kind} | " + " | ".join(f"{ms:.0f}" for ms in row) + " |")
     lines += read_folder(args)
     table = "\n".join(lines) + "\n"
     if args.out:

@@ -2,7 +2,7 @@
 
 At MJHQ-30k scale both halves of an evaluation are long. Generating: 30,000 prompts, the teacher at its
 own step count with classifier-free guidance, take hours on one GPU. Scoring: every image is read back
-and brought to Inception's and CLIP's sizes on the CPU, 90-115 ms of a core per 1024 px PNG
+and brought to Inception's and CLIP's sizes on the CPU, 90-120 ms of a core per 1024 px PNG
 (benchmarks/image_io.py, an AMD EPYC core), 45-60 minutes per 30,000 images and step count in one CPU
 process; a student scored at 1, 2 and 4 steps spends over two hours there (evaluate.decode_workers spreads
 that over more CPUs of the node, several processes over more GPUs and their CPUs).
