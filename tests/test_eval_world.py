@@ -266,6 +266,19 @@ def test_real_clip_scores_are_cached_once_for_the_whole_set(judged, tmp_path, ca
         real_clip_scores(ev, dataclasses.replace(scorer, tag=None), tmp_path)
 
 
+def test_a_fid_reference_written_before_the_clip_cache_still_loads(judged, tmp_path):
+    """Reference files of earlier versions stored the features as "feats" (now "values"); they are read as
+    they are, not recomputed."""
+    from tbcm.eval.reference import reference_features
+
+    made = reference_features(judged["ev"], judged["extractor"], None, tmp_path, progress=False)
+    with np.load(made.path) as z:
+        stored = {k: z[k] for k in z.files if k != "values"}
+    np.savez(made.path, **stored, feats=made.values)
+    read = reference_features(judged["ev"], judged["extractor"], None, tmp_path, compute=False)
+    np.testing.assert_array_equal(read.values, made.values)
+
+
 def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     from tbcm import cli
     from tbcm.eval.report import write_report

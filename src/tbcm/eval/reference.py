@@ -1,6 +1,6 @@
 """What the evaluation needs of the real images, computed once per set and cached as files: the FID
 reference (features of every real image) and the real images' CLIP scores against their own prompts
-(the "real" row's CLIP score, the ceiling a generator's is read against).
+(the "real" row's CLIP score, which a generator's is read beside).
 
 A file's name is a function of what it depends on, so a cached file is never stale and can be versioned
 as a DVC artifact:
