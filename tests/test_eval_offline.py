@@ -143,7 +143,9 @@ def _params(tmp_path: Path, weights_dir: Path) -> Path:
 @pytest.mark.parametrize("missing", ["clip", "inception"])
 def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypatch, capsys, missing, command):
     from tbcm import cli
+    from tbcm.eval import clip_score as C
     from tbcm.eval import evaluate as E
+    from tbcm.eval import fid as F
     from tbcm.eval import generate as G
     from tbcm.eval import reference as R
 
@@ -151,7 +153,8 @@ def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypat
         raise AssertionError("the stage went on past a missing weight file")
 
     for mod, fn in ((G, "load_generator"), (E, "load_generator"), (E, "reference_features"),
-                    (R, "reference_features"), (E, "real_clip_scores"), (R, "real_clip_scores"), (E, "fill_folder")):
+                    (R, "reference_features"), (E, "real_clip_scores"), (R, "real_clip_scores"), (E, "fill_folder"),
+                    (F, "inception_extractor"), (C, "open_clip_scorer")):
         monkeypatch.setattr(mod, fn, must_not_run)
     weights = tmp_path / "weights"
     weights.mkdir()
@@ -169,3 +172,23 @@ def test_missing_weights_stop_the_stage_before_anything_runs(tmp_path, monkeypat
     assert all(w in err for w in wanted) and str(weights.resolve()) in err
     assert not any((tmp_path / d).exists() for d in ("samples", "ref", "grids", "m.json"))
     shutil.rmtree(weights)
+
+
+def test_eval_reference_without_its_set_stops_before_loading_a_network(tmp_path, monkeypatch, capsys):
+    from tbcm import cli
+    from tbcm.eval import clip_score as C
+    from tbcm.eval import fid as F
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a network was loaded for a set that is not there")
+
+    monkeypatch.setattr(F, "inception_extractor", must_not_run)
+    monkeypatch.setattr(C, "open_clip_scorer", must_not_run)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "ViT-L-14.pt").write_bytes(b"present")
+    args = ["eval-reference", "--params", str(_params(tmp_path, weights)), "--data", str(tmp_path / "mjhq"),
+            "--ref-dir", str(tmp_path / "ref")]
+    assert cli.main(args) == 2
+    assert f"no MJHQ-30k meta_data.json at {tmp_path / 'mjhq' / 'meta_data.json'}" in capsys.readouterr().err
+    assert not (tmp_path / "ref").exists()

@@ -262,6 +262,9 @@ def test_real_clip_scores_are_cached_once_for_the_whole_set(judged, tmp_path, ca
     np.savez(made.path, **{**stored, "ids": np.array([f"x{i}" for i in ids])})
     with pytest.raises(ValueError, match="ids differ"):
         real_clip_scores(ev, scorer, tmp_path)
+    np.savez(made.path, something=np.zeros(3))
+    with pytest.raises(ValueError, match="not a cache this code wrote"):
+        real_clip_scores(ev, scorer, tmp_path)
     with pytest.raises(ValueError, match="has no tag"):
         real_clip_scores(ev, dataclasses.replace(scorer, tag=None), tmp_path)
 

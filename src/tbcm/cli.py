@@ -191,15 +191,17 @@ def _eval_reference(args) -> int:
 
     from .eval.clip_score import open_clip_scorer
     from .eval.fid import inception_extractor
+    from .eval.mjhq import load_meta
     from .eval.reference import real_clip_scores, reference_features
     from .eval.settings import evaluate_params
     from .eval.weights import find_clip, find_inception
 
     e = evaluate_params(_params(args))
     world = bool(args.judge)
-    # every weight file is found before anything is loaded
+    # every weight file and the set are found before anything is loaded
     inception = find_inception(e["weights_dir"]) if not world or e["fid_features"] == "inception" else None
     clip = None if world else find_clip(e["weights_dir"], e["clip_model"], e["clip_weights"])
+    load_meta(args.data)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if world:  # the judge is the world's CLIP
         from .world.build import load_judge

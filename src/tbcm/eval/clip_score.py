@@ -28,7 +28,8 @@ class ClipScorer:
     step so that DataLoader workers can do it (decoding and resizing a 1024 px image costs more of a CPU
     than the tower costs a GPU: benchmarks/image_io.py). name: what the metrics record; tag: a short
     file-name-safe id that changes with the architecture and weights, naming the cached CLIP scores of the
-    real images (eval/reference.py); None: a scorer whose scores are never cached."""
+    real images (eval/reference.py); None: scores that cannot be cached, so clip_scores works and
+    evaluate_model, which reads the real images' scores from the cache, does not."""
 
     name: str
     preprocess: Callable[[Image.Image], torch.Tensor]

@@ -46,8 +46,8 @@ class EvalSettings:
     text_instruction: tuple[str, ...] | None = None  # models.sana.prompt_encoding
     progress: bool = True
     device: str | None = None
-    # False: the reference must already be cached in ref_dir (the pipeline's fid_reference stage wrote
-    # it); a missing file stops before any generation instead of being computed there
+    # False: the FID reference and the real CLIP scores must already be cached in ref_dir (the pipeline's
+    # fid_reference stage wrote them); a missing file stops before any generation instead of being computed there
     compute_reference: bool = True
     extra: dict = field(default_factory=dict)  # recorded in every row (e.g. the model's label)
 

@@ -110,7 +110,7 @@ def file_features(
     """float32 [N, D] features of image files, through clean-fid's file pipeline.
 
     workers: DataLoader processes decoding and resizing the images (evaluate.decode_workers; 0: this
-    process; eval/loader.py). At 1024 px that is 35-65 ms of a core per image (a JPEG to a PNG;
+    process; eval/loader.py). At 1024 px that is 37-65 ms of a core per image (a JPEG to a PNG;
     benchmarks/image_io.py), more than Inception-v3 takes on a GPU. The features are the same for any count.
     """
     from cleanfid.fid import get_batch_features

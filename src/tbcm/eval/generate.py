@@ -257,7 +257,7 @@ def fill_folder(gen: Generator, meta: dict, ids: list[str], index: dict[str, int
     desc = f"{gen.kind} {steps} step(s)" + (f", process {group.rank + 1}/{group.size}" if group.size > 1 else "")
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress or not todo)
     # A batch's PNGs are written by PNG_WRITERS threads while the next batch is generated: zlib, which
-    # releases the GIL, spends 0.1-0.15 s of a core on a 1024 px test image, about as long as a GPU samples it.
+    # releases the GIL, spends 0.15-0.2 s of a core on a 1024 px test image, about as long as a GPU samples it.
     # At most one batch waits to be written. Every write is whole or absent (_save_png), as in one thread.
     with ThreadPoolExecutor(PNG_WRITERS) as pool:
         writing = []

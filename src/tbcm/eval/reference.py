@@ -2,8 +2,12 @@
 reference (features of every real image) and the real images' CLIP scores against their own prompts
 (the "real" row's CLIP score, which a generator's is read beside).
 
-A file's name is a function of what it depends on, so a cached file is never stale and can be versioned
-as a DVC artifact:
+A file's name is a function of the set's meta file, the network's weights (and CLIP's architecture name) and
+the resolution, so a file is not read for another set, network or resolution, and can be versioned as a
+DVC artifact. The name does not cover the image files' bytes, the judge's tokenizer and config, or an
+open_clip architecture's JSON beside the weights: a folder reused by hand after changing only those
+serves the old numbers (the pipeline's stage starts from an empty folder whenever its inputs, the set
+and the judge folder, change):
 
     <ref_dir>/<set>-<meta sha256[:8]>_<extractor tag>_<resolution>px.npz   FID features [N, D]
     <ref_dir>/<set>-<meta sha256[:8]>_<CLIP tag>_clip.npz                  CLIP scores [N]
@@ -12,8 +16,9 @@ as a DVC artifact:
 `judge-1a2b3c4d`; the prompts are in the meta file; CLIP scores do not depend on evaluate.resolution,
 the CLIP tower brings every image to its own size). A file holds all images of the set, not only an
 evaluated subset, so that every subset and every model is scored against the same numbers; a category's
-FID uses the rows of that category. Both are computed in the pipeline's fid_reference stage, so the two
-evaluation stages read every real image of the set zero times rather than once each.
+FID uses the rows of that category. Both are computed in the pipeline's fid_reference stage, so the
+evaluation stages read no real image (for a small evaluate.n the whole set's CLIP scores cost the stage
+more than the two evaluations save at first: docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -79,7 +84,10 @@ def _cached(path: Path, what: str, data_root: str | Path, ref_dir: str | Path, c
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             # "feats": a FID reference written before the CLIP scores were cached beside it (same features)
-            stored_ids, values = z["ids"].tolist(), z["values" if "values" in z else "feats"]
+            key = next((k for k in ("values", "feats") if k in z.files), None)
+            if key is None or "ids" not in z.files:
+                raise ValueError(f"{path} is not a cache this code wrote (no ids and values); delete it to recompute")
+            stored_ids, values = z["ids"].tolist(), z[key]
         if stored_ids != ids or len(values) != len(ids):
             raise ValueError(f"{path} does not hold the images of {data_root} (ids differ); delete it to recompute")
         print(f"{what}: {path} ({len(ids)} images, cached)")
