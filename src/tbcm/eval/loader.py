@@ -2,8 +2,8 @@
 
 One image's decode and resizes cost a CPU core 20-65 ms per metric at 1024 px (a JPEG to a PNG;
 benchmarks/image_io.py), more than a GPU takes for Inception-v3 or CLIP on it, so an evaluating process
-hands them to torch DataLoader workers. The batches are the same fixed slices in the same order for any worker count (no
-shuffling, the last batch kept short), so every feature and score is too.
+hands them to torch DataLoader workers. The batches are the same fixed slices in the same order for any
+worker count (no shuffling, the last batch kept short), so every feature and score is too.
 
 The workers are forked, whatever the interpreter's default start method: clean-fid's resize functions
 and ours are closures, which spawn and forkserver would have to pickle (and cannot). Forking after CUDA
