@@ -204,7 +204,7 @@ def test_shards_of_processes_fill_the_folder_with_the_one_process_images(world, 
     assert generate_folder(gen, meta, ids, global_index(meta), out, 2, 4.5, 0, batch_size=4, progress=False)["kept"] == 11
 
 
-def test_metrics_exist_for_every_category_present(world, tmp_path):
+def test_metrics_exist_for_every_category_present(world, judged, tmp_path):
     m = evaluate_folder(world / "teacher", world / "data", world / "judge", [2, 1], 4.5, None, 0, tmp_path / "grids",
                         "teacher_", samples_dir=tmp_path / "samples", ref_dir=tmp_path / "ref", resolution=None,
                         per_category=2, progress=False)
@@ -226,10 +226,7 @@ def test_metrics_exist_for_every_category_present(world, tmp_path):
     assert m["2_step"]["steps"] == 2 and m["2_step"]["feature_extractor"].startswith("world judge")
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["teacher_1step.png", "teacher_2step.png"]
     # the real row's CLIP score, read from the whole set's cached scores, is the evaluated subset's own
-    judge, tok, cfg = load_judge(world / "judge")
-    ev = world / "data" / "eval"
-    direct = clip_scores(judge_scorer(judge, tok, cfg, world / "judge"), image_paths(ev, meta, ids),
-                         [meta[i]["prompt"] for i in ids])
+    direct = clip_scores(judged["scorer"], image_paths(judged["ev"], meta, ids), [meta[i]["prompt"] for i in ids])
     assert m["real"]["clip_score"] == pytest.approx(direct.mean(), rel=1e-6)
     for c, row in m["real"]["per_category"].items():
         mine = np.array([meta[i]["category"] == c for i in ids])

@@ -73,11 +73,11 @@ def real_clip_path(ref_dir: str | Path, data_root: str | Path, scorer: ClipScore
 
 
 def _cached(path: Path, what: str, data_root: str | Path, ref_dir: str | Path, compute: bool,
-            make: Callable[[list[Path]], np.ndarray], info: dict) -> Reference:
+            make: Callable[[list[Path], list[str]], np.ndarray], info: dict) -> Reference:
     """The values in `path` (one per image of the set, checked against the set's ids), or, if there is no
-    such file and `compute`, make(image paths) written there atomically. `compute=False`: a missing file
-    stops (the pipeline's evaluation stages read the files its fid_reference stage wrote and must never
-    add one to that stage's output folder)."""
+    such file and `compute`, make(image paths, their prompts), in the set's id order, written there
+    atomically. `compute=False`: a missing file stops (the pipeline's evaluation stages read the files its
+    fid_reference stage wrote and must never add one to that stage's output folder)."""
     meta = load_meta(data_root)
     ids = sorted(meta)
     cats = [meta[i]["category"] for i in ids]
@@ -96,7 +96,7 @@ def _cached(path: Path, what: str, data_root: str | Path, ref_dir: str | Path, c
         found = sorted(p.name for p in Path(ref_dir).glob("*.npz")) if Path(ref_dir).is_dir() else []
         raise ValueError(f"no cached {what} {path.name} in {ref_dir} (found: {', '.join(found) or 'none'}); "
                          f"compute it first with tbcm eval-reference and the same evaluate settings")
-    values = make(image_paths(data_root, meta, ids))
+    values = make(image_paths(data_root, meta, ids), [meta[i]["prompt"] for i in ids])
     info = {"set": str(Path(data_root).resolve()), "n": len(ids), **info}
     with atomic_path(path) as tmp:
         np.savez(tmp, ids=np.array(ids), categories=np.array(cats), values=values, info=np.array(json.dumps(info)))
@@ -109,7 +109,7 @@ def reference_features(data_root: str | Path, extractor: FeatureExtractor, resol
                        progress: bool = True, compute: bool = True, workers: int = 0) -> Reference:
     """The FID features of every image of the set (this extractor, at this resolution): cached, or computed
     and cached (`compute`). workers: DataLoader processes decoding the images (fid.file_features)."""
-    def make(paths: list[Path]) -> np.ndarray:
+    def make(paths: list[Path], prompts: list[str]) -> np.ndarray:
         return file_features(paths, extractor, resolution, batch_size, device, progress,
                              description=f"reference {Path(data_root).name}", workers=workers)
 
@@ -121,10 +121,8 @@ def real_clip_scores(data_root: str | Path, scorer: ClipScorer, ref_dir: str | P
                      progress: bool = True, compute: bool = True, workers: int = 0) -> Reference:
     """The CLIP score of every image of the set against its own prompt: cached, or computed and cached
     (`compute`). workers: DataLoader processes decoding the images (clip_score.clip_scores)."""
-    meta = load_meta(data_root)
-
-    def make(paths: list[Path]) -> np.ndarray:
-        return clip_scores(scorer, paths, [meta[i]["prompt"] for i in sorted(meta)], batch_size, workers, progress,
+    def make(paths: list[Path], prompts: list[str]) -> np.ndarray:
+        return clip_scores(scorer, paths, prompts, batch_size, workers, progress,
                            description=f"CLIP scores {Path(data_root).name}")
 
     return _cached(real_clip_path(ref_dir, data_root, scorer), "real CLIP scores", data_root, ref_dir, compute,
