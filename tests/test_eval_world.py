@@ -313,6 +313,8 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     assert "at most 0.144)" in text  # 0.5 / sqrt(12)
     low = min(m["shape_accuracy_se"] for o in outs.values() for k, m in o.items() if k != "vae_reconstructions")
     assert f"shape {low:.3f}-" in text
+    (clip,) = (tmp_path / "ref").glob("eval-*_judge-*_clip.npz")
+    assert f"- clip reference: {clip.name}" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 
@@ -363,6 +365,8 @@ def test_world_eval_reads_the_reference_eval_reference_cached_and_never_writes_i
     assert [(f.stat().st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files] == before
     m = json.loads((tmp_path / "m.json").read_text())
     assert {row["reference"] for k, row in m.items() if k != "vae_reconstructions"} == {npz.name}
+    assert m["real"]["clip_reference"] == clip.name
+    assert "clip_reference" not in m["2_step"]  # generated images are scored, not read from the cache
     with np.load(clip) as z:
         ids = sorted(load_meta(world / "data" / "eval"))[:8]  # evaluate.n: the first 8 of the sorted ids
         assert m["real"]["clip_score"] == pytest.approx(z["values"][:8].mean(), rel=1e-12) and z["ids"][:8].tolist() == ids

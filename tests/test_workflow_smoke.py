@@ -60,6 +60,7 @@ def test_fid_reference_is_computed_once_and_read_by_both_evaluations(smoke):
         assert f"real CLIP scores: {clip.relative_to(smoke)} (64 images, cached)" in log, log[-2000:]
         metrics = json.loads((res / "metrics" / f"{name}.json").read_text())
         assert {row["reference"] for k, row in metrics.items() if k != "vae_reconstructions"} == {ref.name}
+        assert metrics["real"]["clip_reference"] == clip.name
     # last written inside the fid_reference job (whose log ends after the files are saved), not by the evaluations
     for f in (ref, clip):
         assert f.stat().st_mtime_ns <= (res / "logs" / "fid_reference.log").stat().st_mtime_ns

@@ -4,12 +4,13 @@ MJHQ-30k, the judge on the embedded world: world/evaluate.py).
 
 The metrics of a model are one JSON object: "real" (the real images of the evaluated prompts: FID the
 floor set by the subset's size, 0 when every image of the set is evaluated; CLIP score the real images'
-own, read from the cache beside the FID reference, eval/reference.py) and one "<k>_step" row
-per step count. Every row carries what it is a function of, so rows of different runs can be
-compared (`dvc metrics diff`):
+own, read from the cache beside the FID reference, eval/reference.py, named in the row's
+"clip_reference") and one "<k>_step" row per step count. Every row carries what it is a function of,
+so rows of different runs can be compared (`dvc metrics diff`):
 
     {"fid", "clip_score", "n", "per_category": {cat: {"fid", "clip_score", "n"}},
-     "seed", "resolution", "feature_extractor", "clip_model", "reference", ["steps", "guidance"], ...}
+     "seed", "resolution", "feature_extractor", "clip_model", "reference",
+     ["clip_reference"] (real) or ["steps", "guidance"] (generated), ...}
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
         return None
     common = {"seed": s.seed, "resolution": s.resolution, "feature_extractor": extractor.name,
               "clip_model": scorer.name, "reference": ref.path.name, **s.extra}
-    out = {"real": {**score_images(real_paths, ref.rows(ids), real_clip.rows(ids), ids, cats, ref, extra), **common}}
+    out = {"real": {**score_images(real_paths, ref.rows(ids), real_clip.rows(ids), ids, cats, ref, extra), **common,
+                    "clip_reference": real_clip.path.name}}
     for steps, folder in folders.items():
         list_folder(folder, meta, ids)
         print(f"{label}{steps} step(s): {generated[steps]} generated, {len(ids) - generated[steps]} already there"

@@ -12,7 +12,7 @@ from .plots import plot_quality_vs_steps
 # The embedded world's rows add zero-shot attribute accuracies; a column no row has is left out.
 COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "background_accuracy", "size_accuracy",
            "position_accuracy", "n")
-SETTINGS = ("seed", "resolution", "feature_extractor", "clip_model", "reference")
+SETTINGS = ("seed", "resolution", "feature_extractor", "clip_model", "reference", "clip_reference")
 
 
 def _cell(v) -> str:
