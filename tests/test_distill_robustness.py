@@ -259,16 +259,27 @@ def test_rollout_ahead_trains_on_the_same_pairs(teacher, tmp_path, monkeypatch):
         torch.testing.assert_close(wk[k], w1[k], rtol=1e-5, atol=1e-7)
 
 
-def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path):
+def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path, monkeypatch):
+    from transformers import AutoModel
+
+    frozen = []  # the dtypes of the frozen models (text encoder, teacher) as the run holds them
+    offload = distill_mod.FrozenOffload
+    monkeypatch.setattr(distill_mod, "FrozenOffload", lambda models, *a, **k: (
+        frozen.append({p.dtype for m in models for p in m.parameters()}), offload(models, *a, **k))[1])
     cfg = config(steps=2, checkpoint_every=None, method={"brightness_threshold": 0.0})
     fp32 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "fp32", cfg, progress=False)
     bf16 = run_distill(teacher, PROMPTS, BLACK, tmp_path / "bf16", dataclasses.replace(cfg, precision="bf16"),
                        progress=False)
+    assert frozen == [{torch.float32}, {torch.bfloat16}]
     losses = [r["loss"] for r in bf16["curve"]]
     assert all(torch.isfinite(torch.tensor(x)) for x in losses) and not bf16["skipped"]
     assert losses != [r["loss"] for r in fp32["curve"]]  # autocast really ran
     w = weights(tmp_path / "bf16")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values())  # weights stay fp32
+    # the exported text encoder is the teacher's as its folder holds it (fp32 here), not the run's bf16 copy
+    ours, theirs = (AutoModel.from_pretrained(f / "text_encoder").state_dict() for f in (tmp_path / "bf16", teacher))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert {v.dtype for v in ours.values()} == {torch.float32}
 
 
 @pytest.mark.parametrize("change,needle", [

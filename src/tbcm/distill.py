@@ -20,8 +20,8 @@ Long runs (issue 6):
   (train_step.py), so P processes of B prompts are one process of P * B prompts.
   `parallel: fsdp` shards the student's weights, gradients and optimiser state over the processes
   (tbcm.sharding, FSDP2) instead of replicating them (DDP): same maths, same launch command.
-- `precision: bf16` autocasts the teacher rollout and the student's forward passes (weights,
-  optimiser and loss stay fp32); `gradient_checkpointing` recomputes the student's blocks in the
+- `precision: bf16` autocasts the teacher rollout and the student's forward passes (the student's
+  weights, optimiser and loss stay fp32; the frozen teacher and text encoder are stored in bf16); `gradient_checkpointing` recomputes the student's blocks in the
   backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
   `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
 - `optimizer: came` trains with CAME (tbcm.optim), as the official TBCM configuration does: about
@@ -204,6 +204,13 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
     teacher_tr, encoder, tokenizer = load_pipeline_parts(teacher_dir)
     teacher_tr.requires_grad_(False)
     student_tr = student_from_teacher(teacher_tr, seed=cfg.seed)  # on the CPU; acc.prepare places it
+    if cfg.precision == "bf16":
+        # The frozen networks only run under bf16 autocast, so they are stored in bf16 (after the student, which
+        # keeps fp32 master weights, is copied): half the device memory and half the offload copies (at Sana 0.6B
+        # the teacher 2.2 -> 1.1 GiB; diffusers loads it in fp32 whatever its files hold), as Sana-Sprint's training
+        # script keeps them (weight_dtype) and benchmarks/step_cost.py measures them.
+        teacher_tr.to(torch.bfloat16)
+        encoder.to(torch.bfloat16)
     if cfg.method.tangent_method == "jvp":
         # Fused SDPA has no forward-mode rule; this processor keeps the fused primal and adds an explicit
         # tangent (models/jvp_attention.py). Training forward/backward are bit-identical to stock.
@@ -376,18 +383,23 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             student_tr = SanaTransformer2DModel.from_config(teacher_tr.config, guidance_embeds=True)
             student_tr.load_state_dict(full)
     if main:
-        export_student(teacher_dir, student_tr.eval(), encoder.cpu(), tokenizer, out, info)
+        export_student(teacher_dir, student_tr.eval(), tokenizer, out, info)
     acc.wait_for_everyone()
     return info
 
 
-def export_student(teacher_dir: str | Path, student_tr, encoder, tokenizer, out: str | Path, info: dict) -> Path:
-    """Save a SanaSprintPipeline folder (student + the teacher's text encoder, tokenizer and VAE)."""
+def export_student(teacher_dir: str | Path, student_tr, tokenizer, out: str | Path, info: dict) -> Path:
+    """Save a SanaSprintPipeline folder (student + the teacher's text encoder, tokenizer and VAE).
+
+    The text encoder and the VAE are read again from the teacher's folder, so that they are exported as the
+    teacher holds them (the distillation may have stored its copy of the encoder in bf16)."""
     from diffusers import AutoencoderDC, SanaSprintPipeline, SCMScheduler
+    from transformers import AutoModel
 
     from .atomic import atomic_dir, write_json
 
     teacher_dir, out = Path(teacher_dir), Path(out)
+    encoder = AutoModel.from_pretrained(teacher_dir / "text_encoder")
     vae = AutoencoderDC.from_pretrained(teacher_dir / "vae")
     pipe = SanaSprintPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=vae, transformer=student_tr,
                               scheduler=SCMScheduler())
