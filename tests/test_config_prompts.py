@@ -22,6 +22,7 @@ def test_committed_params_and_smoke_config_are_valid():
     (lambda p: p["distill"]["route"].update(scheme="euler"), "distill.route.scheme"),
     (lambda p: p["world"]["data"].update(resolution=30), "world.data.resolution"),
     (lambda p: p.pop("sample"), "'sample' is a required property"),
+    (lambda p: p["sample"].update(precision="fp16"), "sample.precision: 'fp16' is not one of ['fp32', 'bf16']"),
     # MJHQ-30k's FID needs a fixed evaluation size; null (native) is for the world's 32-px judge only
     (lambda p: (p.update(source="sana", sana={"teacher": "t", "mjhq": "m"}), p["evaluate"].update(resolution=None)),
      "evaluate.resolution: None is not of type 'integer'"),

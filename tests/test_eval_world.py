@@ -314,7 +314,7 @@ def test_world_eval_command_resumes_caches_and_reports(world, tmp_path):
     low = min(m["shape_accuracy_se"] for o in outs.values() for k, m in o.items() if k != "vae_reconstructions")
     assert f"shape {low:.3f}-" in text
     (clip,) = (tmp_path / "ref").glob("eval-*_judge-*_clip.npz")
-    assert f"- clip reference: {clip.name}" in text
+    assert f"- clip reference: {clip.name}" in text and "- precision: fp32" in text
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 

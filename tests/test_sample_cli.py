@@ -105,3 +105,43 @@ def test_bad_input_is_named_before_any_model_loads(folders, tmp_path, capsys, mo
 def test_a_folder_that_is_no_pipeline_is_named(tmp_path, capsys):
     assert run("--model", tmp_path, "--prompt", A, "--out", tmp_path / "g.png") == 2
     assert "is not a diffusers pipeline folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["teacher", "student"])
+def test_bf16_holds_the_networks_in_bf16_and_draws_nearly_the_same_images(folders, tmp_path, monkeypatch, model):
+    import tbcm.eval.generate as generate
+
+    held, load = [], generate.load_generator
+
+    def spy(*a, **k):
+        g = load(*a, **k)
+        held.append({p.dtype for m in (g.denoiser, g.encoder, g.vae) for p in m.parameters()})
+        return g
+
+    monkeypatch.setattr(generate, "load_generator", spy)
+    for precision in ("fp32", "bf16"):
+        assert run("--model", folders[model], "--prompt", A, "--prompt", B, "--steps", 2, "--precision", precision,
+                   "--out", tmp_path / f"{precision}.png", "--images", tmp_path / precision) == 0
+        assert json.loads((tmp_path / f"{precision}.json").read_text())["precision"] == precision
+    assert held == [{torch.float32}, {torch.bfloat16}]
+    for i in (0, 1):
+        a, b = (png(tmp_path / f"{p}/2_step/{i:03d}.png").astype(int) for p in ("fp32", "bf16"))
+        assert not np.array_equal(a, b)  # bf16 really ran
+        assert np.abs(a - b).mean() < 4  # out of 255 (measured 0.3-0.5; the other prompt's image: ~40): rounding
+
+
+def test_a_folder_records_its_precision_and_an_older_record_reads_as_fp32(tmp_path):
+    from types import SimpleNamespace
+
+    from tbcm.eval.generate import GENERATION_FILE, open_folder
+
+    gen = SimpleNamespace(fingerprint="f", kind="student", text_max_length=24, instruction=None, device="cpu",
+                          precision="fp32")
+    open_folder(gen, tmp_path, 2, 4.5, 0)
+    record = json.loads((tmp_path / GENERATION_FILE).read_text())
+    assert record["precision"] == "fp32"
+    del record["precision"]  # as written before sample.precision existed: its images were fp32's
+    (tmp_path / GENERATION_FILE).write_text(json.dumps(record))
+    open_folder(gen, tmp_path, 2, 4.5, 0)
+    with pytest.raises(ValueError, match="precision"):
+        open_folder(SimpleNamespace(**{**vars(gen), "precision": "bf16"}), tmp_path, 2, 4.5, 0)

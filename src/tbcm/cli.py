@@ -120,7 +120,8 @@ def _world_eval(args) -> int:
                         ref_dir=Path(args.ref_dir) if args.ref_dir else None, resolution=e["resolution"],
                         fid_features=e["fid_features"], weights_dir=e["weights_dir"], per_category=e["per_category"],
                         batch_size=e["batch_size"], compute_reference=not args.ref_cached,
-                        reconstructions=args.teacher, decode_workers=e["decode_workers"])
+                        reconstructions=args.teacher, decode_workers=e["decode_workers"],
+                        precision=p["sample"]["precision"])
     _write_metrics(args, m, label)
     return 0
 
@@ -152,7 +153,8 @@ def _evaluate(args) -> int:
     label = "teacher_" if args.teacher else "student_"
     tokens, instruction = prompt_encoding(p["source"])  # as the distillation encoded them
     settings = EvalSettings(steps=_eval_steps(p, args.teacher), guidance=p["sample"]["guidance"],
-                            seed=p["sample"]["seed"], n=e["n"], per_category=e["per_category"],
+                            seed=p["sample"]["seed"], precision=p["sample"]["precision"], n=e["n"],
+                            per_category=e["per_category"],
                             resolution=e["resolution"], batch_size=e["batch_size"],
                             decode_workers=e["decode_workers"], text_max_length=args.text_max_length or tokens,
                             text_instruction=instruction, device=device, compute_reference=not args.ref_cached)
@@ -179,8 +181,9 @@ def _sample(args) -> int:
                        guidance=p["sample"]["guidance"] if args.guidance is None else args.guidance,
                        seed=p["sample"]["seed"] if args.seed is None else args.seed,
                        text_max_length=args.text_max_length or tokens, instruction=instruction,
-                       images_dir=args.images, device=args.device)
-    _print({k: info[k] for k in ("model", "kind", "steps", "guidance", "seed", "grid", "images")})
+                       images_dir=args.images, device=args.device,
+                       precision=p["sample"]["precision"] if args.precision is None else args.precision)
+    _print({k: info[k] for k in ("model", "kind", "steps", "guidance", "seed", "precision", "grid", "images")})
     return 0
 
 
@@ -420,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample.teacher_steps for a teacher)")
     s.add_argument("--guidance", type=float, default=None, help="guidance scale (default: sample.guidance)")
     s.add_argument("--seed", type=int, default=None, help="noise seed (default: sample.seed)")
+    s.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="the networks' precision (default: sample.precision)")
     s.add_argument("--text-max-length", type=int, default=None,
                    help="prompt tokens (default: by params' source, as the distillation reads them)")
     s.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

@@ -10,7 +10,7 @@ so rows of different runs can be compared (`dvc metrics diff`):
 
     {"fid", "clip_score", "n", "per_category": {cat: {"fid", "clip_score", "n"}},
      "seed", "resolution", "feature_extractor", "clip_model", "reference",
-     ["clip_reference"] (real) or ["steps", "guidance"] (generated), ...}
+     ["clip_reference"] (real) or ["steps", "guidance", "precision"] (generated), ...}
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class EvalSettings:
     steps: Sequence[int]
     guidance: float = 4.5
     seed: int = 0
+    precision: str = "fp32"  # the generating networks' (sample.precision, eval/generate.py)
     n: int | None = None
     per_category: int | None = None
     resolution: int | None = 512
@@ -90,7 +91,7 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
                                  compute=s.compute_reference, workers=s.decode_workers)
         real_clip = real_clip_scores(data_root, scorer, ref_dir, s.batch_size, s.progress,
                                      compute=s.compute_reference, workers=s.decode_workers)
-    gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction)
+    gen = load_generator(model_dir, s.text_max_length, device, s.text_instruction, s.precision)
     folders = {steps: Path(samples_root) / f"{steps}_step" for steps in s.steps}
     # every step count's images first, then the scores: each process goes on to score as soon as it is done
     if group.main:
@@ -138,7 +139,8 @@ def evaluate_model(model_dir: str | Path, data_root: str | Path, samples_root: s
               + (f" ({group.size} processes)" if group.size > 1 else ""))
         paths, feats, clip = scores[steps]
         row = score_images(paths, feats, clip, ids, cats, ref, extra)
-        out[f"{steps}_step"] = {**row, "steps": int(steps), "guidance": float(s.guidance), **common}
+        out[f"{steps}_step"] = {**row, "steps": int(steps), "guidance": float(s.guidance), "precision": s.precision,
+                                **common}
         if grid_dir is not None:
             k = min(GRID_SIZE, len(ids))
             images = load_images(folder, meta, ids[:k], ext="png")

@@ -19,6 +19,13 @@ unreadable ones, identical to an uninterrupted run. The folder's `generation.jso
 images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
 size and device type); a rerun with anything different stops instead of mixing sets. Several
 processes share a folder batch by batch (`fill_folder`'s group, eval/processes.py).
+
+Precision (`sample.precision`): fp32 (the networks as loaded: diffusers' transformer and VAE in fp32, the
+text encoder in its folder's dtype, as `distill.precision: fp32` runs them), or bf16, where the
+transformer, text encoder and VAE are held in bf16 as Sana's and Sana-Sprint's pipelines are run
+(`torch_dtype=torch.bfloat16`); the sampler's state
+(latents, ODE and consistency steps) stays fp32 either way, and the decoded pixels are scaled to 0-255 in
+fp32 (bf16 carries 8 significant bits: its rounding alone would move a pixel by up to one level).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from .processes import Group, dealt_batches
 
 SEED_STRIDE = 1_000_003
 PNG_WRITERS = 2  # the CPUs the workflow gives an evaluation process at Sana scale
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Generator:
     device: str = "cpu"
     shift: float | None = None  # teacher only: its scheduler's time shift, the route it samples along
     instruction: tuple[str, ...] | None = None  # Sana's complex human instruction (models.sana.prompt_encoding)
+    precision: str = "fp32"  # the networks' dtype (PRECISIONS); load_generator casts them
 
     def __post_init__(self):
         self.prompt_encoder = PromptEncoder(self.tokenizer, self.encoder, self.text_max_length, self.instruction)
@@ -101,9 +110,11 @@ def scheduler_shift(folder: Path) -> float:
 
 
 def load_generator(folder: str | Path, text_max_length: int = 24, device: str | None = None,
-                   instruction: tuple[str, ...] | None = None) -> Generator:
+                   instruction: tuple[str, ...] | None = None, precision: str = "fp32") -> Generator:
     from diffusers import AutoencoderDC
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"sample.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     folder = Path(folder)
     index = folder / "model_index.json"
     if not index.is_file():
@@ -121,9 +132,9 @@ def load_generator(folder: str | Path, text_max_length: int = 24, device: str | 
     c = tr.config
     vae = AutoencoderDC.from_pretrained(folder / "vae").eval()
     for m in (tr, encoder, vae):
-        m.to(device)
+        m.to(device=device, dtype=PRECISIONS[precision] if precision != "fp32" else None)  # fp32: as loaded
     return Generator(kind, den, tokenizer, encoder, vae, (c.in_channels, c.sample_size, c.sample_size),
-                     text_max_length, folder_fingerprint(folder), device, shift, instruction)
+                     text_max_length, folder_fingerprint(folder), device, shift, instruction, precision)
 
 
 def prompt_generators(seed: int, indices) -> list[torch.Generator]:
@@ -159,7 +170,7 @@ def generate(gen: Generator, prompts: list[str], indices: list[int], steps: int,
             cond[GUIDANCE] = torch.full((len(p),), float(guidance), device=dev)
             x0 = _consistency_per_prompt(gen.denoiser, cond, noise, consistency_times(steps), gens)
         lat = x0 / SIGMA_DATA / gen.vae.config.scaling_factor
-        img = gen.vae.decode(lat.to(next(gen.vae.parameters()).dtype)).sample.clamp(-1, 1)
+        img = gen.vae.decode(lat.to(next(gen.vae.parameters()).dtype)).sample.float().clamp(-1, 1)
         out.append(((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
     return torch.cat(out)
 
@@ -207,7 +218,7 @@ def _settings(gen: Generator, steps: int, guidance: float, seed: int, batch_size
             "text_max_length": gen.text_max_length, "batch_size": int(batch_size),
             "text_instruction": (hashlib.sha256("\n".join(gen.instruction).encode()).hexdigest()[:16]
                                  if gen.instruction else None),
-            "device": torch.device(gen.device).type}
+            "device": torch.device(gen.device).type, "precision": gen.precision}
 
 
 def open_folder(gen: Generator, out: str | Path, steps: int, guidance: float, seed: int, batch_size: int = 64,
@@ -222,7 +233,7 @@ def open_folder(gen: Generator, out: str | Path, steps: int, guidance: float, se
     settings = _settings(gen, steps, guidance, seed, batch_size)
     record = out / GENERATION_FILE
     if record.is_file():
-        old = json.loads(record.read_text())
+        old = {"precision": "fp32", **json.loads(record.read_text())}  # folders from before sample.precision: fp32
         diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
         if diff and not replace_stale:
             raise ValueError(f"{out} holds images generated with other settings {diff} (stored, now); "

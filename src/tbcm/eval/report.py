@@ -12,7 +12,7 @@ from .plots import plot_quality_vs_steps
 # The embedded world's rows add zero-shot attribute accuracies; a column no row has is left out.
 COLUMNS = ("fid", "clip_score", "shape_accuracy", "color_accuracy", "background_accuracy", "size_accuracy",
            "position_accuracy", "n")
-SETTINGS = ("seed", "resolution", "feature_extractor", "clip_model", "reference", "clip_reference")
+SETTINGS = ("seed", "precision", "resolution", "feature_extractor", "clip_model", "reference", "clip_reference")
 
 
 def _cell(v) -> str:
@@ -114,7 +114,9 @@ def write_report(teacher_json: Path, student_json: Path, train_log: Path, out: P
                       f"{0.5 / n ** 0.5:.3f} here; more, as prompts sharing an attribute tuple are read alike."]
         lines += ["The judge adds its own error: judges trained with other seeds read the same generated images' "
                   "shapes up to ~13 points apart, about +-5 around their mean (docs/world-budget.md, session 8).", ""]
-    lines += [f"- {k.replace('_', ' ')}: {first[k]}" for k in SETTINGS if k in first] + [""]
+    # each setting as the first row holding it has it (precision: the generated rows only)
+    settings = {k: next(m[k] for _, m in rows if k in m) for k in SETTINGS if any(k in m for _, m in rows)}
+    lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in settings.items()] + [""]
     lines += _per_category(rows, "fid") + _per_category(rows, "clip_score")
     if world is not None:
         lines += world_lines(world)

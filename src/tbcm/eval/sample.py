@@ -51,7 +51,7 @@ def check_steps(steps: Sequence[int]) -> list[int]:
 def sample_grid(model: str | Path, prompts: Sequence[str], steps: Sequence[int], out: str | Path, *,
                 guidance: float = 4.5, seed: int = 0, text_max_length: int = 24,
                 instruction: tuple[str, ...] | None = None, images_dir: str | Path | None = None,
-                device: str | None = None, batch_size: int = 16) -> dict:
+                device: str | None = None, batch_size: int = 16, precision: str = "fp32") -> dict:
     """Sample `model` for every prompt at every step count; write the grid PNG `out`, beside it `out`.json
     (what the images are a function of), and with `images_dir` each image as `<k>_step/<row>.png`.
     Returns the JSON's content."""
@@ -62,7 +62,7 @@ def sample_grid(model: str | Path, prompts: Sequence[str], steps: Sequence[int],
         raise ValueError(f"--out must be a .png file, got {out}")
     if not math.isfinite(guidance):
         raise ValueError(f"guidance must be a finite number, got {guidance}")
-    gen = load_generator(model, text_max_length, device, instruction)
+    gen = load_generator(model, text_max_length, device, instruction, precision)
     rows = list(range(len(prompts)))
     by_steps = {k: generate(gen, list(prompts), rows, k, guidance, seed, batch_size) for k in steps}
     # row-major: prompt i's images at each step count, side by side
@@ -78,7 +78,7 @@ def sample_grid(model: str | Path, prompts: Sequence[str], steps: Sequence[int],
                 _save_png(imgs[i].numpy(), images_dir / f"{k}_step" / f"{i:03d}.png")
         write_text(images_dir / "prompts.txt", "\n".join(prompts) + "\n")
     info = {"model": str(model), "kind": gen.kind, "fingerprint": gen.fingerprint, "steps": steps,
-            "guidance": guidance, "seed": seed, "text_max_length": text_max_length,
+            "guidance": guidance, "seed": seed, "precision": precision, "text_max_length": text_max_length,
             "instruction": instruction is not None, "prompts": list(prompts), "grid": str(out),
             "images": None if images_dir is None else str(images_dir)}
     write_json(out.with_suffix(".json"), info)

@@ -74,7 +74,7 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
                     ref_dir: Path | None = None, resolution: int | None = 512, fid_features: str = "judge",
                     weights_dir: str | Path = "weights", per_category: int | None = None, batch_size: int = 64,
                     progress: bool = True, compute_reference: bool = True, reconstructions: bool = False,
-                    decode_workers: int = 0) -> dict:
+                    decode_workers: int = 0, precision: str = "fp32") -> dict:
     """Metrics of a world teacher/student folder on the held-out split `data/eval`.
 
     Without `samples_dir` / `ref_dir` the images and the reference live in a temporary folder for this
@@ -103,7 +103,8 @@ def evaluate_folder(folder: Path, data: Path, judge_dir: Path, steps_list, guida
             out.update({f"{key}_accuracy_se": clustered_standard_error(c, tuples) for key, c in right.items()})
         return out
 
-    settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, n=n_eval, per_category=per_category,
+    settings = EvalSettings(steps=list(steps_list), guidance=guidance, seed=seed, precision=precision, n=n_eval,
+                            per_category=per_category,
                             resolution=resolution, batch_size=batch_size, decode_workers=decode_workers,
                             progress=progress, compute_reference=compute_reference)
     with ExitStack() as stack:
