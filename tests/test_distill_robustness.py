@@ -260,8 +260,6 @@ def test_rollout_ahead_trains_on_the_same_pairs(teacher, tmp_path, monkeypatch):
 
 
 def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path, monkeypatch):
-    from transformers import AutoModel
-
     frozen = []  # the dtypes of the frozen models (text encoder, teacher) as the run holds them
     offload = distill_mod.FrozenOffload
     monkeypatch.setattr(distill_mod, "FrozenOffload", lambda models, *a, **k: (
@@ -276,10 +274,15 @@ def test_bf16_autocast_trains_and_differs_from_fp32(teacher, tmp_path, monkeypat
     assert losses != [r["loss"] for r in fp32["curve"]]  # autocast really ran
     w = weights(tmp_path / "bf16")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values())  # weights stay fp32
-    # the exported text encoder is the teacher's as its folder holds it (fp32 here), not the run's bf16 copy
-    ours, theirs = (AutoModel.from_pretrained(f / "text_encoder").state_dict() for f in (tmp_path / "bf16", teacher))
-    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert {v.dtype for v in ours.values()} == {torch.float32}
+    # the exported text encoder, tokenizer and VAE are the teacher's files (fp32 here), not the run's bf16 copy
+    for name in ("text_encoder", "tokenizer", "vae"):
+        files = sorted(p.relative_to(teacher / name) for p in (teacher / name).rglob("*") if p.is_file())
+        assert files and files == sorted(p.relative_to(tmp_path / "bf16" / name)
+                                         for p in (tmp_path / "bf16" / name).rglob("*") if p.is_file())
+        assert all((teacher / name / f).read_bytes() == (tmp_path / "bf16" / name / f).read_bytes() for f in files)
+    ours, theirs = (json.loads((f / "model_index.json").read_text()) for f in (tmp_path / "bf16", teacher))
+    assert ours["_class_name"] == "SanaSprintPipeline"
+    assert all(ours[k] == theirs[k] for k in ("text_encoder", "tokenizer", "vae"))
 
 
 @pytest.mark.parametrize("change,needle", [

@@ -19,8 +19,6 @@ A, B, C = "a red circle on a blue background", "a big blue star", "a small green
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from transformers import AutoTokenizer
-
     from tbcm.distill import export_student
     from tbcm.models.sana import load_pipeline_parts, student_from_teacher
 
@@ -31,7 +29,7 @@ def folders(tmp_path_factory):
     with torch.no_grad():  # an untrained student's guidance embedding adds 0; make the scale matter
         lin2 = student.time_embed.guidance_embedder.linear_2
         lin2.weight.copy_(0.05 * torch.randn(lin2.weight.shape, generator=torch.Generator().manual_seed(1)))
-    export_student(teacher, student, AutoTokenizer.from_pretrained(teacher / "tokenizer"), root / "student", {})
+    export_student(teacher, student, root / "student", {})
     return {"teacher": teacher, "student": root / "student"}
 
 

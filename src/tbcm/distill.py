@@ -2,8 +2,8 @@
 
 Image-free as in the paper: it reads the teacher's transformer, text encoder and tokenizer, the
 prompts and the black latent. The VAE is never run here (its folder is only copied into the
-exported pipeline). Each step encodes its prompts once and reuses the encoding for all N - 1 pairs
-of each prompt's trajectory.
+exported pipeline, as are the text encoder's and the tokenizer's). Each step encodes its prompts
+once and reuses the encoding for all N - 1 pairs of each prompt's trajectory.
 
 Long runs (issue 6):
 - Checkpoints every `checkpoint_every` steps into a folder beside the output (`<out>.ckpt/` by
@@ -383,28 +383,45 @@ def run_distill(teacher_dir: str | Path, prompts: list[str], black_latent: torch
             student_tr = SanaTransformer2DModel.from_config(teacher_tr.config, guidance_embeds=True)
             student_tr.load_state_dict(full)
     if main:
-        export_student(teacher_dir, student_tr.eval(), tokenizer, out, info)
+        export_student(teacher_dir, student_tr.eval(), out, info)
     acc.wait_for_everyone()
     return info
 
 
-def export_student(teacher_dir: str | Path, student_tr, tokenizer, out: str | Path, info: dict) -> Path:
-    """Save a SanaSprintPipeline folder (student + the teacher's text encoder, tokenizer and VAE).
+SHARED_WITH_TEACHER = ("text_encoder", "tokenizer", "vae")
 
-    The text encoder and the VAE are read again from the teacher's folder, so that they are exported as the
-    teacher holds them (the distillation may have stored its copy of the encoder in bf16)."""
-    from diffusers import AutoencoderDC, SanaSprintPipeline, SCMScheduler
-    from transformers import AutoModel
+
+def export_student(teacher_dir: str | Path, student_tr, out: str | Path, info: dict) -> Path:
+    """Save a SanaSprintPipeline folder: the student and an SCM scheduler, which diffusers writes, and the
+    teacher's text encoder, tokenizer and VAE, copied file for file.
+
+    Copied rather than loaded and saved again by the pipeline: the text encoder is exported exactly as the
+    teacher's folder holds it (the distillation may hold it in bf16), and Gemma-2-2B's 5 GiB do not pass
+    through host memory once more at the end of a run."""
+    import json
+    import shutil
+
+    from diffusers import SanaSprintPipeline, SCMScheduler
+    from diffusers.utils import logging as diffusers_logging
 
     from .atomic import atomic_dir, write_json
 
     teacher_dir, out = Path(teacher_dir), Path(out)
-    encoder = AutoModel.from_pretrained(teacher_dir / "text_encoder")
-    vae = AutoencoderDC.from_pretrained(teacher_dir / "vae")
-    pipe = SanaSprintPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=vae, transformer=student_tr,
-                              scheduler=SCMScheduler())
+    teacher_index = json.loads((teacher_dir / "model_index.json").read_text())
+    pipe = SanaSprintPipeline(transformer=student_tr, scheduler=SCMScheduler(),
+                              **{name: None for name in SHARED_WITH_TEACHER})
     with atomic_dir(out) as tmp:
-        pipe.save_pretrained(tmp)
+        verbosity = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()  # it would warn that the three left as None "cannot be saved"
+        try:
+            pipe.save_pretrained(tmp)
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
+        index = json.loads((tmp / "model_index.json").read_text())
+        for name in SHARED_WITH_TEACHER:
+            shutil.copytree(teacher_dir / name, tmp / name)
+            index[name] = teacher_index[name]
+        write_json(tmp / "model_index.json", index)
         write_json(tmp / "train_log.json", info)
     return out
 
