@@ -1,0 +1,183 @@
+"""Host memory of the workflow's GPU processes at the Sana-Sprint 0.6B scale, measured on the CPU.
+
+The Slurm rules ask for 24 GB of host memory per distillation process and 16 GB per evaluating process
+(workflow/rules/distill.smk, evaluate.smk), figures written down as estimates. This builds a SanaPipeline
+folder of the real shapes with random weights (`models.reference_shapes`; memory does not depend on the
+values) and runs, each in a fresh process, the library code those stages run, recording the process's
+peak resident set (VmHWM, what a cgroup's memory limit counts first):
+
+    python benchmarks/host_memory.py --folder /tmp/tbcm-host --out docs/host-memory/cpu    # ~10 GB of disk
+    python benchmarks/host_memory.py --tiny --folder /tmp/tiny                              # seconds, for the tests
+
+- `evaluate, fp32` / `evaluate, bf16`: what an evaluating process loads before it generates: the teacher
+  folder through `eval.generate.load_generator` (transformer, text encoder, VAE; with `sample.precision`)
+  and a CLIP ViT-L/14 (open_clip, random weights; Inception-v3's 0.1 GB is left out). On a GPU machine the
+  networks pass through host memory while they load and move to the GPU one after the other, so this peak is
+  the host's, while the images are generated the host holds less.
+- `distill`: `tbcm.distill.run_distill` itself, one step of one prompt on a route of 2 (one pair), bf16,
+  gradient checkpointing, AdamW, a checkpoint and the export, on the CPU. Without a GPU the device is the
+  host: this peak holds what a GPU run keeps in GPU memory too (the student, its gradients and AdamW's
+  state, the activations), so it bounds a GPU process's host memory from above, apart from what CUDA itself
+  keeps on the host (its context and libraries: not measurable here) and the pinned host copies of
+  `distill.offload_frozen` (the frozen teacher and text encoder in bf16, which the CPU run holds once).
+
+The folder's text encoder is written in bf16 (`--encoder-dtype`), as transformers 5 then loads it; a Gemma-2-2B
+folder holding float32 would take 5 GB more wherever it is loaded. diffusers loads the transformer and the
+VAE in float32 whatever their files hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ("evaluate-fp32", "evaluate-bf16", "distill")
+WORDS = ["a", "red", "green", "blue", "circle", "square", "star", "on", "background", "small", "big", "."]
+
+
+def peak_gb() -> float:
+    """This process's peak resident set (VmHWM), in GB (10^9 bytes, as Slurm's mem_mb counts MB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def shapes(tiny: bool):
+    from tbcm.models.reference_shapes import sana_sprint_0p6b_shapes, tiny_shapes
+
+    return tiny_shapes() if tiny else sana_sprint_0p6b_shapes()
+
+
+def build_folder(folder: Path, tiny: bool, encoder_dtype: torch.dtype) -> None:
+    """A SanaPipeline folder of the stack's shapes with random weights; reused if it is already there."""
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    from tbcm.atomic import atomic_dir
+    from tbcm.world.text import build_tokenizer
+
+    if (folder / "model_index.json").is_file():
+        print(f"host_memory: reusing {folder}", flush=True)
+        return
+    s = shapes(tiny)
+    tokenizer = build_tokenizer(WORDS + ["\n".join(s.instruction)])
+    text_cfg = dict(s.text_encoder, vocab_size=max(s.text_encoder["vocab_size"], len(tokenizer)))
+    torch.manual_seed(0)
+    with torch.device("meta"):  # Gemma's own init of 2.6B weights takes minutes on the CPU; values do not matter
+        encoder = Gemma2Model(Gemma2Config(**text_cfg))
+    encoder = encoder.to_empty(device="cpu").to(encoder_dtype)
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.normal_(0, 0.02)
+    transformer = SanaTransformer2DModel(**s.transformer)
+    vae = AutoencoderDC(**s.vae)
+    with atomic_dir(folder) as tmp:
+        SanaPipeline(tokenizer=tokenizer, text_encoder=encoder.eval(), vae=vae.eval(), transformer=transformer.eval(),
+                     scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(tmp)
+    print(f"host_memory: wrote {folder}", flush=True)
+
+
+def run_evaluate(folder: Path, tiny: bool, precision: str) -> dict:
+    import open_clip
+
+    from tbcm.eval.generate import load_generator
+
+    s = shapes(tiny)
+    t0 = time.time()
+    gen = load_generator(folder, s.prompt_tokens, "cpu", tuple(s.instruction), precision)
+    after_generator = peak_gb()
+    clip = open_clip.create_model("ViT-B-32" if tiny else "ViT-L-14-quickgelu", pretrained=None)
+    del gen, clip
+    return {"peak_gb": peak_gb(), "after_generator_gb": after_generator, "seconds": time.time() - t0}
+
+
+def run_distill_step(folder: Path, tiny: bool, scratch: Path) -> dict:
+    from tbcm.distill import DistillConfig, run_distill
+    from tbcm.train_step import MethodConfig
+
+    s = shapes(tiny)
+    cfg = DistillConfig(steps=1, prompts_per_step=1, text_max_length=s.prompt_tokens,
+                        text_instruction=tuple(s.instruction), precision="bf16", gradient_checkpointing=True,
+                        checkpoint_every=1, method=MethodConfig(route_steps=2))
+    t0 = time.time()
+    info = run_distill(folder, ["a small red star on a blue background"], None, scratch / "student", cfg,
+                       progress=False, checkpoint_dir=scratch / "student.ckpt")
+    return {"peak_gb": peak_gb(), "seconds": time.time() - t0, "skipped": info["skipped"]}
+
+
+def measure(run: str, folder: Path, tiny: bool, scratch: Path) -> dict:
+    """`run` in a fresh Python process (its own peak), its result as a dict."""
+    code = (f"import json, sys; sys.path[:0] = [{str(ROOT / 'src')!r}, {str(ROOT / 'benchmarks')!r}]; "
+            f"import host_memory as h; from pathlib import Path; "
+            f"print('RESULT ' + json.dumps(h.child({run!r}, Path({str(folder)!r}), {tiny!r}, Path({str(scratch)!r}))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"rc {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}"}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def child(run: str, folder: Path, tiny: bool, scratch: Path) -> dict:
+    if run.startswith("evaluate-"):
+        return run_evaluate(folder, tiny, run.split("-", 1)[1])
+    if run == "distill":
+        return run_distill_step(folder, tiny, scratch)
+    raise ValueError(f"unknown run {run!r} (one of {RUNS})")
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Host memory: {report['stack']}", "",
+             f"Machine: {report['machine']}, torch {report['torch']}; {report['date']}. Peak resident set of a fresh "
+             "process (VmHWM), GB = 10^9 bytes.", "",
+             "| process | peak GB | after the generator loaded, GB | seconds |", "|---|---|---|---|"]
+    for name, r in report["runs"].items():
+        if "error" in r:
+            lines.append(f"| {name} | error: {r['error'].splitlines()[-1] if r['error'] else ''} | | |")
+        else:
+            loaded = f"{r['after_generator_gb']:.2f}" if "after_generator_gb" in r else "–"
+            lines.append(f"| {name} | {r['peak_gb']:.2f} | {loaded} | {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folder", required=True, help="the random-weight SanaPipeline folder (built there if missing)")
+    ap.add_argument("--tiny", action="store_true", help="the tests' tiny stack instead of Sana-Sprint 0.6B")
+    ap.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    ap.add_argument("--encoder-dtype", choices=("bf16", "fp32"), default="bf16",
+                    help="the dtype the folder's text encoder is written in")
+    ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
+    args = ap.parse_args(argv)
+    from tbcm.atomic import write_json, write_text
+    from tbcm.machine import cpu_model
+
+    folder = Path(args.folder)
+    build_folder(folder, args.tiny, {"bf16": torch.bfloat16, "fp32": torch.float32}[args.encoder_dtype])
+    report = {"stack": shapes(args.tiny).name, "machine": f"{cpu_model()}, {platform.machine()}",
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "encoder_dtype": args.encoder_dtype,
+              "runs": {}}
+    for run in args.runs:
+        scratch = folder.parent / f"{folder.name}-{run}"
+        shutil.rmtree(scratch, ignore_errors=True)  # a fresh distillation, not a resumed or refused one
+        report["runs"][run] = r = measure(run, folder, args.tiny, scratch)
+        print(f"host_memory: {run}: {r}", flush=True)
+    text = markdown(report)
+    print(text)
+    if args.out:
+        write_json(f"{args.out}.json", report)
+        write_text(f"{args.out}.md", text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
