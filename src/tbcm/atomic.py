@@ -4,8 +4,9 @@ final place and renamed into place only once complete (a rename is atomic on one
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,10 +28,15 @@ def atomic_path(path: str | Path):
 
 @contextmanager
 def atomic_dir(out: str | Path):
-    """Yield a temporary folder that replaces `out` only if the block finishes."""
+    """Yield a temporary folder that replaces `out` only if the block finishes.
+
+    Made with mkdir, not tempfile.mkdtemp: mkdtemp's folders are private (0700) and the renamed output would
+    stay so, unreadable by the others of a group sharing a cluster's file system; mkdir applies the umask, as
+    for every other file the pipeline writes."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.mkdir()
     try:
         yield tmp
         if out.exists():
