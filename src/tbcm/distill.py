@@ -21,8 +21,9 @@ Long runs (issue 6):
   `parallel: fsdp` shards the student's weights, gradients and optimiser state over the processes
   (tbcm.sharding, FSDP2) instead of replicating them (DDP): same maths, same launch command.
 - `precision: bf16` autocasts the teacher rollout and the student's forward passes (the student's
-  weights, optimiser and loss stay fp32; the frozen teacher and text encoder are stored in bf16); `gradient_checkpointing` recomputes the student's blocks in the
-  backward pass of its gradient forward (the JVP pass runs without grad, so it is never checkpointed);
+  weights, optimiser and loss stay fp32; the frozen teacher and text encoder are stored in bf16);
+  `gradient_checkpointing` recomputes the student's blocks in the backward pass of its gradient
+  forward (the JVP pass runs without grad, so it is never checkpointed);
   `ema_decay` keeps diffusers' EMAModel of the student, and the exported student is then the EMA.
 - `optimizer: came` trains with CAME (tbcm.optim), as the official TBCM configuration does: about
   half of AdamW's optimiser memory (2.2 against 4.4 GiB at Sana 0.6B); not with `parallel: fsdp`.

@@ -20,12 +20,12 @@ images are a function of (model fingerprint, steps, guidance, seed, and, down to
 size and device type); a rerun with anything different stops instead of mixing sets. Several
 processes share a folder batch by batch (`fill_folder`'s group, eval/processes.py).
 
-Precision (`sample.precision`): fp32 (the networks as loaded: diffusers' transformer and VAE in fp32, the
-text encoder in its folder's dtype, as `distill.precision: fp32` runs them), or bf16, where the
+Precision (`sample.precision`): fp32 (the networks as loaded: diffusers' transformer and VAE in fp32,
+the text encoder in its folder's dtype, as `distill.precision: fp32` runs them), or bf16, where the
 transformer, text encoder and VAE are held in bf16 as Sana's and Sana-Sprint's pipelines are run
-(`torch_dtype=torch.bfloat16`); the sampler's state
-(latents, ODE and consistency steps) stays fp32 either way, and the decoded pixels are scaled to 0-255 in
-fp32 (bf16 carries 8 significant bits: its rounding alone would move a pixel by up to one level).
+(`torch_dtype=torch.bfloat16`). The sampler's state (latents, ODE and consistency steps) stays fp32
+either way, and the decoded pixels are scaled to 0-255 in fp32 (bf16 carries 8 significant bits: its
+rounding alone would move a pixel by up to one level).
 """
 
 from __future__ import annotations
