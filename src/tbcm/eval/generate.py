@@ -16,9 +16,9 @@ batch size; its images cannot be matched bit for bit anyway (its noise is drawn 
 resumes: an image is written to a temporary name and renamed into place once complete, so a killed
 run never leaves a truncated image under a final name; a rerun regenerates exactly the missing or
 unreadable ones, identical to an uninterrupted run. The folder's `generation.json` records what its
-images are a function of (model fingerprint, steps, guidance, seed, and, down to the last bit, batch
-size and device type); a rerun with anything different stops instead of mixing sets. Several
-processes share a folder batch by batch (`fill_folder`'s group, eval/processes.py).
+images are a function of (model fingerprint, steps, guidance, seed, precision, and, down to the last
+bit, batch size and device type); a rerun with anything different stops instead of mixing sets.
+Several processes share a folder batch by batch (`fill_folder`'s group, eval/processes.py).
 
 Precision (`sample.precision`): fp32 (the networks as loaded: diffusers' transformer and VAE in fp32,
 the text encoder in its folder's dtype, as `distill.precision: fp32` runs them), or bf16, where the
