@@ -18,6 +18,8 @@ def test_tiny_runs_measure_each_process_and_write_tables(tmp_path, capsys):
         assert 0.1 < r["peak_gb"] < 20 and r["seconds"] > 0, (name, r)  # an imported torch alone is ~0.5 GB
     ev = report["runs"]["evaluate-fp32"]
     assert ev["loaded_gb"] <= ev["read_gb"] <= ev["peak_gb"]  # in the process's order: load, read, CLIP
+    split = ev["read_split"]
+    assert split["anon_gb"] > 0 and split["file_gb"] >= 0 and split["anon_gb"] + split["file_gb"] <= ev["read_gb"] + 1e-3
     assert report["runs"]["distill"]["skipped"] == {}  # the step trained: AdamW's state exists at the peak
     assert (tmp_path / "teacher-distill" / "student" / "model_index.json").is_file()
     assert json.loads(out.with_suffix(".json").read_text()) == report
