@@ -20,6 +20,9 @@ peak resident set (VmHWM, what a cgroup's memory limit counts first):
   state, the activations), so it bounds a GPU process's host memory from above, apart from what CUDA itself
   keeps on the host (its context and libraries: not measurable here) and the pinned host copies of
   `distill.offload_frozen` (the frozen teacher and text encoder in bf16, which the CPU run holds once).
+  `distill-fp32` (not in the default runs): the same in fp32, which holds the teacher in fp32 and fp32
+  activations, so its peak is above bf16's; on a CPU without bf16 units (AVX2 only) bf16's step takes ~40
+  minutes at this shape, fp32's a fraction of that.
 
 The folder's text encoder is written in bf16 (`--encoder-dtype`), as transformers 5 then loads it; a Gemma-2-2B
 folder holding float32 would take 5 GB more wherever it is loaded. diffusers loads the transformer and the
@@ -40,7 +43,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ("evaluate-fp32", "evaluate-bf16", "distill")
+RUNS = ("evaluate-fp32", "evaluate-bf16", "distill", "distill-fp32")
 WORDS = ["a", "red", "green", "blue", "circle", "square", "star", "on", "background", "small", "big", "."]
 
 
@@ -119,13 +122,13 @@ def run_evaluate(folder: Path, tiny: bool, precision: str) -> dict:
             "seconds": time.time() - t0}
 
 
-def run_distill_step(folder: Path, tiny: bool, scratch: Path) -> dict:
+def run_distill_step(folder: Path, tiny: bool, scratch: Path, precision: str = "bf16") -> dict:
     from tbcm.distill import DistillConfig, run_distill
     from tbcm.train_step import MethodConfig
 
     s = shapes(tiny)
     cfg = DistillConfig(steps=1, prompts_per_step=1, text_max_length=s.prompt_tokens,
-                        text_instruction=tuple(s.instruction), precision="bf16", gradient_checkpointing=True,
+                        text_instruction=tuple(s.instruction), precision=precision, gradient_checkpointing=True,
                         checkpoint_every=1, method=MethodConfig(route_steps=2))
     t0 = time.time()
     info = run_distill(folder, ["a small red star on a blue background"], None, scratch / "student", cfg,
@@ -148,8 +151,8 @@ def measure(run: str, folder: Path, tiny: bool, scratch: Path) -> dict:
 def child(run: str, folder: Path, tiny: bool, scratch: Path) -> dict:
     if run.startswith("evaluate-"):
         return run_evaluate(folder, tiny, run.split("-", 1)[1])
-    if run == "distill":
-        return run_distill_step(folder, tiny, scratch)
+    if run in ("distill", "distill-fp32"):  # bf16 as at scale; fp32 runs ~5x faster on a CPU without bf16 units
+        return run_distill_step(folder, tiny, scratch, "fp32" if run == "distill-fp32" else "bf16")
     raise ValueError(f"unknown run {run!r} (one of {RUNS})")
 
 
@@ -175,7 +178,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", required=True, help="the random-weight SanaPipeline folder (built there if missing)")
     ap.add_argument("--tiny", action="store_true", help="the tests' tiny stack instead of Sana-Sprint 0.6B")
-    ap.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    ap.add_argument("--runs", nargs="+", choices=RUNS, default=["evaluate-fp32", "evaluate-bf16", "distill"])
     ap.add_argument("--encoder-dtype", choices=("bf16", "fp32"), default="bf16",
                     help="the dtype the folder's text encoder is written in")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")

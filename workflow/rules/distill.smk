@@ -12,8 +12,9 @@ rule distill:
     # evaluate_teacher runs beside it. Sana scale: the GPUs do the work, two CPUs a process feed them.
     threads: PROCESSES * (1 if WORLD else 2)
     priority: 10  # before evaluate_teacher: distill is on the critical path
-    # Host memory: each process loads the teacher, Gemma-2-2B and the student in fp32 before moving them to its
-    # GPU (~15-23 GB at Sana-Sprint 0.6B, estimated), at the same time as the others.
+    # Host memory: each process loads the teacher, Gemma-2-2B and the student before moving them to its GPU, at
+    # the same time as the others. A whole 1-step run at Sana-Sprint 0.6B with everything on the CPU (student,
+    # gradients, AdamW included) peaked at 18.1 GB (docs/host-memory.md): a bound, less CUDA's own memory.
     resources: gpu=PROCESSES, nodes=1, mem_mb=max(64000, 24000 * PROCESSES)
     shell:
         "tbcm distill --params {PARAMS:q} --teacher {input.teacher:q} --prompts {input.prompts:q} "

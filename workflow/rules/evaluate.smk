@@ -11,7 +11,8 @@ EVAL_PROCESSES = config["evaluate"]["processes"]
 # sana at least 2, for the PNG-writing threads beside sampling. The world: one each, side by side or beside distill.
 EVAL_THREADS = (1 + DECODE_WORKERS) if WORLD else max(2, 1 + DECODE_WORKERS) * EVAL_PROCESSES
 # Host memory: every process loads the model, Inception-v3 and CLIP at once, the Slurm profile's default for one
-# (estimated, not measured), plus what its decode workers hold in shared memory (DECODE_MEM_MB, fid_reference.smk).
+# (the teacher's weights read and CLIP loaded peaked at 11.5 GB at Sana-Sprint 0.6B in fp32, mostly mapped
+# files; docs/host-memory.md), plus what its decode workers hold in shared memory (DECODE_MEM_MB, fid_reference.smk).
 EVAL_MEM_MB = (16000 + DECODE_MEM_MB) * EVAL_PROCESSES
 JUDGE = {"judge": f"{R}/world/judge"} if WORLD else {}
 
