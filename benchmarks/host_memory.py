@@ -183,7 +183,7 @@ def main(argv=None) -> dict:
                     help="the dtype the folder's text encoder is written in")
     ap.add_argument("--out", default=None, help="write OUT.md and OUT.json (atomically)")
     args = ap.parse_args(argv)
-    from tbcm.atomic import write_json, write_text
+    from tbcm.atomic import write_tables
     from tbcm.machine import cpu_model
 
     folder = Path(args.folder)
@@ -198,9 +198,7 @@ def main(argv=None) -> dict:
         print(f"host_memory: {run}: {r}", flush=True)
     text = markdown(report)
     print(text)
-    if args.out:
-        write_json(f"{args.out}.json", report)
-        write_text(f"{args.out}.md", text)
+    write_tables(args.out, report, text)
     return report
 
 

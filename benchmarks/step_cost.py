@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 
 import tbcm.loss as loss_module
-from tbcm.atomic import write_json, write_text
+from tbcm.atomic import write_tables
 from tbcm.denoiser import split_condition
 from tbcm.machine import device_name
 from tbcm.models.compile_report import compile_stats, describe, set_recompile_limit
@@ -708,9 +708,7 @@ def main(argv=None) -> dict:
 def publish(report: dict, text: str, out: str | None) -> None:
     """The tables on stdout and, with --out, OUT.md and OUT.json, each written atomically."""
     print(text)
-    if out:
-        write_json(f"{out}.json", report)
-        write_text(f"{out}.md", text)
+    write_tables(out, report, text)
 
 
 if __name__ == "__main__":

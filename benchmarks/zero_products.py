@@ -212,7 +212,7 @@ def main(argv=None) -> dict:
         args.batch = 15 if device.type == "cuda" else 1
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from tbcm.atomic import write_json, write_text
+    from tbcm.atomic import write_tables
     from tbcm.machine import device_name
     from tbcm.models.compile_report import compile_stats
 
@@ -271,9 +271,7 @@ def main(argv=None) -> dict:
                   f"{report['tangent_distance']:.1e} (primal {report['primal_distance']:.1e})."]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
-        write_json(f"{args.out}.json", report)
-        write_text(f"{args.out}.md", text)
+    write_tables(args.out, report, text)
     return report
 
 

@@ -54,3 +54,10 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, default=str))
+
+
+def write_tables(out: str | Path | None, report: dict, text: str) -> None:
+    """A benchmark's results as OUT.json (the numbers) and OUT.md (its tables); nothing when `out` is None."""
+    if out:
+        write_json(f"{out}.json", report)
+        write_text(f"{out}.md", text)
